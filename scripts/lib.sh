@@ -33,3 +33,12 @@ image_ref() {
     hash="$(cat "$ZD_ROOT/scripts/build-image.sh" "$ZD_ROOT/tests/image/packages-$release.txt" | sha256sum | cut -c1-12)"
     printf 'localhost/zerodown-systemd:%s-%s\n' "$release" "$hash"
 }
+
+# The environment every tool runs in: the project's venv first on PATH and
+# the collection as installed from its tarball by setup.sh.
+activate_env() {
+    export PATH="$ZD_VENV/bin:$PATH"
+    export ANSIBLE_COLLECTIONS_PATH="$ZD_ROOT/.cache/collections"
+    export ANSIBLE_FORCE_COLOR="${ANSIBLE_FORCE_COLOR:-0}"
+    export MOLECULE_NO_LOG="${MOLECULE_NO_LOG:-false}"
+}
