@@ -56,7 +56,7 @@ print(re.search(r"pip='([0-9.]+)'", src.read_text()).group(1))
 PY
 )"
     cache="$HOME/.ansible/test/cache/get_pip_${version//./_}.py"
-    [ -f "$cache" ] && return 0
+    cmp -s "$ZD_ROOT/tools/get_pip_from_ensurepip.py" "$cache" && return 0
     mkdir -p "$(dirname "$cache")"
     cp "$ZD_ROOT/tools/get_pip_from_ensurepip.py" "$cache"
     log "seeded ansible-test's pip bootstrap cache: $cache"

@@ -15,4 +15,6 @@ sys.path.insert(0, bundled[0])
 
 from pip._internal.cli.main import main as pip_main  # noqa: E402  pylint: disable=wrong-import-position
 
-sys.exit(pip_main(["install"] + sys.argv[1:]))
+# get-pip's own switches; everything else is passed to "pip install".
+GET_PIP_ONLY = {"--no-setuptools", "--no-wheel"}
+sys.exit(pip_main(["install"] + [arg for arg in sys.argv[1:] if arg not in GET_PIP_ONLY]))

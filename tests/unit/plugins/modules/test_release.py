@@ -1,0 +1,804 @@
+# Copyright (c) 2026, zerodown.deploy developers
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import re
+import stat
+import threading
+import time
+
+import pytest
+
+from ansible.module_utils import basic
+from ansible.module_utils.common import warnings as warnings_module
+
+from ansible_collections.zerodown.deploy.plugins.module_utils._lock import acquire_lease, read_lease
+from ansible_collections.zerodown.deploy.plugins.modules import release as release_module
+from ansible_collections.zerodown.deploy.plugins.modules.release import ReleaseError, ReleaseManager, validate_release_id
+
+try:
+    from ansible.module_utils.testing import patch_module_args
+except ImportError:  # ansible-core < 2.19
+    from unittest import mock
+
+    @contextlib.contextmanager
+    def patch_module_args(args=None):
+        payload = json.dumps({'ANSIBLE_MODULE_ARGS': args or {}}).encode()
+        with mock.patch.object(basic, '_ANSIBLE_ARGS', payload):
+            yield
+
+
+# ------------------------------------------------------------------ helpers
+
+def run_module(capsys, check=False, diff=False, **args):
+    """Run main() like Ansible would and return the parsed result (``failed`` set on failure)."""
+    args = dict(args)
+    if check:
+        args['_ansible_check_mode'] = True
+    if diff:
+        args['_ansible_diff'] = True
+    _clear_warnings()
+    with patch_module_args(args):
+        with pytest.raises(SystemExit) as exc:
+            release_module.main()
+    out = capsys.readouterr().out
+    result = json.loads(out)
+    # ansible-core >= 2.19 returns structured warnings; reduce them to their messages
+    result['warnings'] = [w['event']['msg'] if isinstance(w, dict) else w for w in result.get('warnings', [])]
+    assert (exc.value.code not in (0, None)) == bool(result.get('failed'))
+    return result
+
+
+def _clear_warnings():
+    """Module warnings are collected in a process global; do not let one test's warnings leak into the next."""
+    registry = getattr(warnings_module, '_global_warnings', None)
+    if registry is not None:
+        registry.clear()
+    deprecations = getattr(warnings_module, '_global_deprecations', None)
+    if deprecations is not None:
+        deprecations.clear()
+
+
+def mgr(base, **kwargs):
+    return ReleaseManager(str(base), **kwargs)
+
+
+def deploy(base, rid, **kwargs):
+    mgr(base).prepare(rid, **kwargs)
+    return mgr(base).switch(rid)
+
+
+def manifest(base):
+    with open(os.path.join(str(base), '.zerodown', 'manifest.json')) as f:
+        return json.load(f)
+
+
+def statuses(result):
+    return {r['id']: r['status'] for r in result['releases']}
+
+
+def current_of(base):
+    return os.readlink(os.path.join(str(base), 'current'))
+
+
+def snapshot(root):
+    """Everything observable about a tree: types, inodes, modes, sizes, mtimes, link targets, content hashes."""
+    root = str(root)
+    if not os.path.lexists(root):
+        return None
+    snap = {}
+    for dirpath, dirnames, filenames in os.walk(root):
+        for name in [''] + dirnames + filenames:
+            path = os.path.join(dirpath, name) if name else dirpath
+            if path in snap:
+                continue
+            st = os.lstat(path)
+            item = (stat.S_IFMT(st.st_mode), st.st_ino, st.st_mode, st.st_size, st.st_mtime_ns, st.st_uid, st.st_gid)
+            if stat.S_ISLNK(st.st_mode):
+                item += (os.readlink(path),)
+            elif stat.S_ISREG(st.st_mode):
+                with open(path, 'rb') as f:
+                    item += (hashlib.sha256(f.read()).hexdigest(),)
+            snap[os.path.relpath(path, root)] = item
+    return snap
+
+
+@pytest.fixture
+def base(tmp_path):
+    return tmp_path / 'srv' / 'shop'
+
+
+# ------------------------------------------------------------------ ID validation
+
+@pytest.mark.parametrize('bad', ['../x', 'a/b', '.', '..', '', ' ', 'a b', '-rf', '.hidden', 'x' * 129, 'a\nb', 'rel\x00',
+                                 '/abs', 'ü', 'abc\n', 'abc/', None, 42])
+def test_invalid_ids_rejected(bad):
+    with pytest.raises(ReleaseError, match='Invalid release ID'):
+        validate_release_id(bad)
+
+
+@pytest.mark.parametrize('good', ['20261121T101500Z-3f2a9c1', 'v1.2.3', 'a', 'A_b-c.d', 'x' * 128, '1'])
+def test_valid_ids_accepted(good):
+    assert validate_release_id(good) == good
+
+
+@pytest.mark.parametrize('bad', ['../x', 'a/b', '.', '..', '', 'has space', '-leading-dash', 'x' * 129])
+@pytest.mark.parametrize('state', ['prepare', 'switch', 'mark_bad', 'rollback'])
+def test_invalid_ids_rejected_by_module(capsys, base, bad, state):
+    res = run_module(capsys, path=str(base), state=state, release=bad)
+    assert res['failed']
+    assert 'Invalid release ID' in res['msg'] or 'release' in res['msg']
+    assert not os.path.lexists(str(base))
+    assert not os.path.lexists(os.path.join(str(base.parent), 'x'))
+
+
+def test_relative_path_rejected(capsys):
+    res = run_module(capsys, path='srv/shop', state='prepare')
+    assert res['failed'] and 'absolute' in res['msg']
+    assert not os.path.exists('srv')
+
+
+def test_keep_releases_must_be_positive(capsys, base):
+    res = run_module(capsys, path=str(base), state='prune', keep_releases=0)
+    assert res['failed'] and 'keep_releases' in res['msg']
+    with pytest.raises(ReleaseError, match='keep_releases'):
+        mgr(base).prune(0)
+
+
+# ------------------------------------------------------------------ prepare
+
+def test_prepare_generated_id_creates_layout(capsys, base):
+    res = run_module(capsys, path=str(base), state='prepare', revision='3f2a9c1e77d0aa')
+    assert res['changed'] is True
+    assert re.match(r'^\d{8}T\d{6}Z-3f2a9c1$', res['release'])
+    assert res['release_path'] == os.path.join(str(base), 'releases', res['release'])
+    assert os.path.isdir(res['release_path'])
+    for sub in ('releases', 'shared', '.zerodown'):
+        assert os.path.isdir(os.path.join(str(base), sub))
+    assert statuses(res) == {res['release']: 'unfinished'}
+    assert res['current'] is None and res['previous'] is None
+    assert res['manifest_rebuilt'] is False
+    entry = manifest(base)['releases'][res['release']]
+    assert entry['status'] == 'unfinished' and entry['revision'] == '3f2a9c1e77d0aa'
+
+
+def test_prepare_without_revision_uses_timestamp_and_suffixes(base):
+    def clock():
+        return 1795256100.0  # 2026-11-21T10:15:00Z
+
+    first = mgr(base, clock=clock).prepare()
+    second = mgr(base, clock=clock).prepare()
+    third = mgr(base, clock=clock).prepare()
+    assert first['release'] == '20261121T101500Z'
+    assert second['release'] == '20261121T101500Z-2'
+    assert third['release'] == '20261121T101500Z-3'
+    with_rev = mgr(base, clock=clock).prepare(revision='ab/cd!ef-0123')
+    assert with_rev['release'] == '20261121T101500Z-abcdef0'
+
+
+def test_prepare_named_is_idempotent_while_unfinished(capsys, base):
+    res = run_module(capsys, path=str(base), state='prepare', release='v1')
+    assert res['changed'] is True
+    before = snapshot(base)
+    res = run_module(capsys, path=str(base), state='prepare', release='v1')
+    assert res['changed'] is False and res['release'] == 'v1'
+    after = snapshot(base)
+    # the short lock's holder record was created and removed in .zerodown, nothing else may differ
+    del before['.zerodown'], after['.zerodown']
+    assert after == before
+
+
+@pytest.mark.parametrize('status', ['good', 'bad'])
+def test_prepare_named_existing_other_status_fails(capsys, base, status):
+    deploy(base, 'v1')
+    deploy(base, 'v2')
+    if status == 'bad':
+        mgr(base).mark_bad('v1')
+    res = run_module(capsys, path=str(base), state='prepare', release='v1')
+    assert res['failed'] and 'already exists with status %s' % status in res['msg']
+
+
+def test_prepare_applies_mode(capsys, base):
+    res = run_module(capsys, path=str(base), state='prepare', release='v1', mode='0750')
+    assert stat.S_IMODE(os.stat(res['release_path']).st_mode) == 0o750
+    res = run_module(capsys, path=str(base), state='prepare', release='v1', mode='0750')
+    assert res['changed'] is False
+    res = run_module(capsys, path=str(base), state='prepare', release='v1', mode='0700')
+    assert res['changed'] is True
+    assert stat.S_IMODE(os.stat(res['release_path']).st_mode) == 0o700
+
+
+# ------------------------------------------------------------------ switch
+
+def test_switch_end_to_end_with_diff(capsys, base):
+    run_module(capsys, path=str(base), state='prepare', release='v1')
+    res = run_module(capsys, path=str(base), state='switch', release='v1', diff=True)
+    assert res['changed'] is True
+    assert res['previous'] is None and res['current'] == 'v1'
+    assert res['diff']['before'] == '' and res['diff']['after'] == 'releases/v1\n'
+    assert current_of(base) == 'releases/v1'  # relative target
+    run_module(capsys, path=str(base), state='prepare', release='v2')
+    res = run_module(capsys, path=str(base), state='switch', release='v2', diff=True)
+    assert res['previous'] == 'v1' and res['current'] == 'v2'
+    assert res['diff'] == {'before': 'releases/v1\n', 'after': 'releases/v2\n',
+                           'before_header': os.path.join(str(base), 'current'),
+                           'after_header': os.path.join(str(base), 'current')}
+    assert statuses(res) == {'v1': 'good', 'v2': 'good'}
+    entry = [r for r in res['releases'] if r['id'] == 'v2'][0]
+    assert entry['switched_at'] and entry['current'] is True
+    assert res['previous_good'] == 'v1'
+    # again: nothing to do
+    res = run_module(capsys, path=str(base), state='switch', release='v2', diff=True)
+    assert res['changed'] is False
+    assert res['diff']['before'] == res['diff']['after'] == 'releases/v2\n'
+    assert not [n for n in os.listdir(str(base)) if n.startswith('.current')]
+
+
+def test_switch_to_bad_release_fails(capsys, base):
+    deploy(base, 'v1')
+    mgr(base).prepare('v2')
+    mgr(base).mark_bad('v2', reason='build failed')
+    res = run_module(capsys, path=str(base), state='switch', release='v2')
+    assert res['failed'] and 'marked bad' in res['msg'] and 'build failed' in res['msg']
+    assert current_of(base) == 'releases/v1'
+
+
+def test_switch_to_missing_release_fails(capsys, base):
+    deploy(base, 'v1')
+    res = run_module(capsys, path=str(base), state='switch', release='nope')
+    assert res['failed'] and 'does not exist' in res['msg']
+    res = run_module(capsys, path=str(base), state='switch')
+    assert res['failed'] and 'release' in res['msg']
+
+
+def test_switch_refuses_real_directory_current(capsys, base):
+    mgr(base).prepare('v1')
+    os.mkdir(os.path.join(str(base), 'current'))
+    res = run_module(capsys, path=str(base), state='switch', release='v1')
+    assert res['failed'] and 'not a symbolic link' in res['msg']
+    assert os.path.isdir(os.path.join(str(base), 'current'))
+
+
+def test_switch_atomic_under_concurrent_reader(base):
+    """A reader never sees current missing or dangling during 2000 switches made by the module."""
+    deploy(base, 'a')
+    deploy(base, 'b')
+    current = os.path.join(str(base), 'current')
+    stop = threading.Event()
+    failures = []
+    seen = set()
+
+    def reader():
+        while not stop.is_set():
+            try:
+                target = os.readlink(current)
+                os.stat(current)
+                seen.add(target)
+            except OSError as exc:  # pragma: no cover - the failure being tested for
+                failures.append(repr(exc))
+
+    thread = threading.Thread(target=reader)
+    thread.start()
+    try:
+        for i in range(2000):
+            res = mgr(base).switch('a' if i % 2 == 0 else 'b')
+            assert res['changed'] is True
+    finally:
+        stop.set()
+        thread.join()
+    assert len(failures) == 0
+    assert seen == {'releases/a', 'releases/b'}
+    assert not [n for n in os.listdir(str(base)) if n.startswith('.') and n != '.zerodown']
+
+
+# ------------------------------------------------------------------ mark_bad
+
+def test_mark_bad(capsys, base):
+    deploy(base, 'v1')
+    mgr(base).prepare('v2')
+    res = run_module(capsys, path=str(base), state='mark_bad', release='v2', reason='tests failed')
+    assert res['changed'] is True and statuses(res)['v2'] == 'bad'
+    assert [r['reason'] for r in res['releases'] if r['id'] == 'v2'] == ['tests failed']
+    res = run_module(capsys, path=str(base), state='mark_bad', release='v2')
+    assert res['changed'] is False
+    res = run_module(capsys, path=str(base), state='mark_bad', release='v2', reason='tests failed')
+    assert res['changed'] is False
+
+
+def test_mark_bad_current_refused(capsys, base):
+    deploy(base, 'v1')
+    deploy(base, 'v2')
+    res = run_module(capsys, path=str(base), state='mark_bad', release='v2')
+    assert res['failed'] and 'roll back first' in res['msg']
+    assert statuses(mgr(base).info())['v2'] == 'good'
+
+
+# ------------------------------------------------------------------ rollback
+
+def _set_mtimes(base, newest_first):
+    """Make directory mtimes lie: the first ID gets the newest mtime."""
+    now = time.time()
+    for i, rid in enumerate(newest_first):
+        stamp = now - 1000 * i
+        os.utime(os.path.join(str(base), 'releases', rid), (stamp, stamp))
+
+
+def test_rollback_uses_manifest_order_not_mtime(capsys, base):
+    for rid in ('r1', 'r2', 'r3', 'r4'):
+        deploy(base, rid)
+    mgr(base).mark_bad('r3', reason='broken')
+    # mtimes claim r1 is the newest and r2 the oldest: an mtime based choice would pick r1
+    _set_mtimes(base, ['r1', 'r4', 'r3', 'r2'])
+    res = run_module(capsys, path=str(base), state='rollback')
+    assert res['changed'] is True
+    assert res['previous'] == 'r4' and res['current'] == 'r2'  # r3 is bad, r2 is the newest good before r4
+    assert current_of(base) == 'releases/r2'
+    res = run_module(capsys, path=str(base), state='rollback')
+    assert res['current'] == 'r1'
+    res = run_module(capsys, path=str(base), state='rollback')
+    assert res['failed'] and 'no good release older than' in res['msg']
+    assert current_of(base) == 'releases/r1'
+
+
+def test_rollback_prefers_most_recently_switched_among_older(base):
+    for rid in ('r1', 'r2', 'r3'):
+        mgr(base).prepare(rid)
+    mgr(base).switch('r2')
+    mgr(base).switch('r1')
+    mgr(base).switch('r3')
+    _set_mtimes(base, ['r2', 'r3', 'r1'])
+    res = mgr(base).rollback()
+    assert res['current'] == 'r1'  # r1 was live right before r3, although r2 was created later
+
+
+def test_rollback_never_chooses_bad_or_unfinished(base):
+    deploy(base, 'r1')
+    mgr(base).prepare('r2')  # unfinished, never live
+    deploy(base, 'r3')
+    deploy(base, 'r4')
+    mgr(base).mark_bad('r3')
+    res = mgr(base).rollback()
+    assert res['current'] == 'r1'
+
+
+@pytest.mark.parametrize('status', ['bad', 'unfinished'])
+def test_named_rollback_to_bad_or_unfinished_fails(capsys, base, status):
+    deploy(base, 'r1')
+    deploy(base, 'r2')
+    mgr(base).prepare('r3')
+    deploy(base, 'r4')
+    target = 'r1' if status == 'bad' else 'r3'
+    if status == 'bad':
+        mgr(base).mark_bad('r1', reason='data loss')
+    res = run_module(capsys, path=str(base), state='rollback', release=target)
+    assert res['failed'] and status in res['msg']
+    assert current_of(base) == 'releases/r4'
+
+
+def test_named_rollback_and_mark_current_bad(capsys, base):
+    for rid in ('r1', 'r2', 'r3'):
+        deploy(base, rid)
+    res = run_module(capsys, path=str(base), state='rollback', release='r1', mark_current_bad=True, reason='502s', diff=True)
+    assert res['changed'] and res['previous'] == 'r3' and res['current'] == 'r1'
+    assert res['diff']['before'] == 'releases/r3\n' and res['diff']['after'] == 'releases/r1\n'
+    assert statuses(res) == {'r1': 'good', 'r2': 'good', 'r3': 'bad'}
+    assert [r['reason'] for r in res['releases'] if r['id'] == 'r3'] == ['502s']
+    res = run_module(capsys, path=str(base), state='rollback', release='r1')
+    assert res['changed'] is False
+    res = run_module(capsys, path=str(base), state='rollback', release='r1', mark_current_bad=True)
+    assert res['failed']
+    res = run_module(capsys, path=str(base), state='switch', release='r3')
+    assert res['failed'] and 'bad' in res['msg']
+
+
+def test_rollback_without_any_release_fails(capsys, base):
+    res = run_module(capsys, path=str(base), state='rollback')
+    assert res['failed'] and 'no current release' in res['msg']
+    deploy(base, 'only')
+    res = run_module(capsys, path=str(base), state='rollback')
+    assert res['failed'] and 'no good release' in res['msg']
+
+
+def test_rollback_repairs_dangling_current(base):
+    deploy(base, 'r1')
+    deploy(base, 'r2')
+    os.rename(os.path.join(str(base), 'releases', 'r2'), os.path.join(str(base), 'gone'))
+    info = mgr(base).info()
+    assert info['current'] is None
+    res = mgr(base).rollback()
+    assert res['current'] == 'r1' and current_of(base) == 'releases/r1'
+
+
+# ------------------------------------------------------------------ prune
+
+def test_prune_keeps_n_good_plus_current_and_previous_good(capsys, base):
+    for i in range(1, 8):
+        deploy(base, 'r%d' % i)
+    mgr(base).rollback(release='r2')  # current is old now; previous good is r1
+    res = run_module(capsys, path=str(base), state='prune', keep_releases=2)
+    assert res['changed'] is True
+    assert res['removed'] == ['r3', 'r4', 'r5']
+    assert sorted(os.listdir(os.path.join(str(base), 'releases'))) == ['r1', 'r2', 'r6', 'r7']
+    assert res['current'] == 'r2' and res['previous_good'] == 'r1'
+    res = run_module(capsys, path=str(base), state='prune', keep_releases=2)
+    assert res['changed'] is False and res['removed'] == []
+
+
+def test_prune_bad_and_unfinished_do_not_count(base):
+    deploy(base, 'g1')
+    deploy(base, 'g2')
+    mgr(base).prepare('u1')
+    mgr(base).prepare('b1')
+    mgr(base).mark_bad('b1')
+    deploy(base, 'g3')
+    mgr(base).prepare('b2')
+    mgr(base).mark_bad('b2')
+    mgr(base).prepare('u2')  # newest: maybe a deploy in progress
+    res = mgr(base).prune(3)
+    assert res['removed'] == ['u1', 'b1', 'b2']
+    assert sorted(statuses(res)) == ['g1', 'g2', 'g3', 'u2']
+    assert statuses(res)['u2'] == 'unfinished'
+
+
+def test_prune_keeps_newest_unfinished_only(base):
+    deploy(base, 'g1')
+    mgr(base).prepare('u1')
+    mgr(base).prepare('u2')
+    res = mgr(base).prune(1)
+    assert res['removed'] == ['u1']
+    deploy(base, 'g2')
+    res = mgr(base).prune(1)
+    assert res['removed'] == ['u2']
+    assert sorted(statuses(res)) == ['g1', 'g2']  # g1: previous good, g2: current
+
+
+def test_prune_never_removes_current_even_if_marked_bad_externally(base):
+    deploy(base, 'r1')
+    deploy(base, 'r2')
+    deploy(base, 'r3')
+    data = manifest(base)
+    data['releases']['r3']['status'] = 'bad'
+    with open(os.path.join(str(base), '.zerodown', 'manifest.json'), 'w') as f:
+        json.dump(data, f)
+    deploy_other = mgr(base)
+    res = deploy_other.prune(1)
+    assert 'r3' not in res['removed'] and os.path.isdir(os.path.join(str(base), 'releases', 'r3'))
+    assert any('marked bad' in w for w in deploy_other.warnings)
+
+
+def test_prune_check_mode_lists_without_deleting(capsys, base):
+    for i in range(1, 5):
+        deploy(base, 'r%d' % i)
+    before = snapshot(base)
+    res = run_module(capsys, path=str(base), state='prune', keep_releases=1, check=True)
+    assert res['changed'] is True and res['removed'] == ['r1', 'r2']
+    assert sorted(statuses(res)) == ['r3', 'r4']
+    assert snapshot(base) == before
+    res = run_module(capsys, path=str(base), state='prune', keep_releases=1)
+    assert res['removed'] == ['r1', 'r2']
+
+
+def test_prune_cleans_leftovers_of_interrupted_prune(base):
+    deploy(base, 'r1')
+    leftover = os.path.join(str(base), 'releases', '.prune-r0.del-1-abc')
+    os.makedirs(os.path.join(leftover, 'sub'))
+    ro = os.path.join(leftover, 'sub')
+    with open(os.path.join(ro, 'f'), 'w') as f:
+        f.write('x')
+    os.chmod(ro, 0o500)
+    res = mgr(base).prune(5)
+    assert res['changed'] is True and res['removed'] == []
+    assert not os.path.lexists(leftover)
+
+
+def test_prune_interrupted_before_delete_is_finished_by_next_prune(base, monkeypatch):
+    for i in range(1, 5):
+        deploy(base, 'r%d' % i)
+    releases = os.path.join(str(base), 'releases')
+    # simulate a crash between the rename to the hidden name and the deletion
+    monkeypatch.setattr(release_module, '_rmtree', lambda path: None)
+    res = mgr(base).prune(1)
+    assert res['removed'] == ['r1', 'r2']
+    hidden = sorted(n for n in os.listdir(releases) if n.startswith('.'))
+    assert len(hidden) == 2 and all(n.startswith('.prune-') for n in hidden)
+    assert sorted(statuses(mgr(base).info())) == ['r3', 'r4']  # hidden ones are not releases
+    monkeypatch.undo()
+    res = mgr(base).prune(1)
+    assert res['changed'] is True and res['removed'] == []
+    assert sorted(os.listdir(releases)) == ['r3', 'r4']
+
+
+def test_prune_on_missing_base_is_noop(capsys, base):
+    res = run_module(capsys, path=str(base), state='prune')
+    assert res['changed'] is False and res['removed'] == []
+    assert not os.path.exists(str(base))
+
+
+# ------------------------------------------------------------------ manifest recovery
+
+def _write_manifest_text(base, text):
+    with open(os.path.join(str(base), '.zerodown', 'manifest.json'), 'w') as f:
+        f.write(text)
+
+
+@pytest.mark.parametrize('damage', [
+    'missing',
+    'not json',
+    'truncated',
+    'list',
+    'no releases',
+    'bad status',
+    'bad version',
+    'entry not dict',
+    'bad id',
+])
+def test_manifest_recovery(capsys, base, damage):
+    deploy(base, '20261101T000000Z-aaaaaaa')
+    deploy(base, '20261102T000000Z-bbbbbbb')
+    deploy(base, '20261103T000000Z-ccccccc')
+    path = os.path.join(str(base), '.zerodown', 'manifest.json')
+    good = manifest(base)
+    if damage == 'missing':
+        os.unlink(path)
+    elif damage == 'not json':
+        _write_manifest_text(base, 'this is not json')
+    elif damage == 'truncated':
+        _write_manifest_text(base, json.dumps(good)[:50])
+    elif damage == 'list':
+        _write_manifest_text(base, '[1, 2, 3]')
+    elif damage == 'no releases':
+        _write_manifest_text(base, json.dumps({'version': 1, 'seq': 3}))
+    elif damage == 'bad status':
+        good['releases']['20261101T000000Z-aaaaaaa']['status'] = 'great'
+        _write_manifest_text(base, json.dumps(good))
+    elif damage == 'bad version':
+        good['version'] = 99
+        _write_manifest_text(base, json.dumps(good))
+    elif damage == 'entry not dict':
+        good['releases']['20261101T000000Z-aaaaaaa'] = 'good'
+        _write_manifest_text(base, json.dumps(good))
+    elif damage == 'bad id':
+        good['releases']['../evil'] = good['releases']['20261101T000000Z-aaaaaaa']
+        _write_manifest_text(base, json.dumps(good))
+
+    # query: reports, never writes
+    before = snapshot(base)
+    res = run_module(capsys, path=str(base), state='query')
+    assert res['changed'] is False and res['manifest_rebuilt'] is True
+    assert snapshot(base) == before
+    assert res['current'] == '20261103T000000Z-ccccccc'
+    assert statuses(res) == {
+        '20261101T000000Z-aaaaaaa': 'unknown',
+        '20261102T000000Z-bbbbbbb': 'unknown',
+        '20261103T000000Z-ccccccc': 'good',
+    }
+    assert any('rebuilt' in w for w in res.get('warnings', []))
+    rebuilt = [r for r in res['releases'] if r['id'] == '20261101T000000Z-aaaaaaa'][0]
+    assert rebuilt['created'] == '2026-11-01T00:00:00Z' and rebuilt['revision'] == 'aaaaaaa'
+    # unknown releases are not automatic rollback targets ...
+    assert res['previous_good'] is None
+    res = run_module(capsys, path=str(base), state='rollback')
+    assert res['failed'] and 'no good release' in res['msg']
+    # ... but a mutating state writes the rebuilt manifest, and a named rollback may use them
+    res = run_module(capsys, path=str(base), state='rollback', release='20261102T000000Z-bbbbbbb')
+    assert res['changed'] is True and res['manifest_rebuilt'] is True
+    assert res['current'] == '20261102T000000Z-bbbbbbb'
+    res = run_module(capsys, path=str(base), state='query')
+    assert res['manifest_rebuilt'] is False
+    assert statuses(res)['20261102T000000Z-bbbbbbb'] == 'good'
+    assert manifest(base)['version'] == 1
+
+
+def test_manifest_missing_without_releases_is_not_a_rebuild(capsys, base):
+    res = run_module(capsys, path=str(base), state='query')
+    assert res['manifest_rebuilt'] is False and res['releases'] == [] and res['current'] is None
+
+
+def test_manifest_rebuild_on_switch_to_current_reports_change(base):
+    deploy(base, 'v1')
+    os.unlink(os.path.join(str(base), '.zerodown', 'manifest.json'))
+    res = mgr(base).switch('v1')
+    assert res['changed'] is True and res['manifest_rebuilt'] is True
+    res = mgr(base).switch('v1')
+    assert res['changed'] is False and res['manifest_rebuilt'] is False
+
+
+def test_manifest_drops_vanished_and_adopts_foreign(base):
+    deploy(base, 'r1')
+    deploy(base, 'r2')
+    deploy(base, 'r3')
+    import shutil
+    shutil.rmtree(os.path.join(str(base), 'releases', 'r1'))
+    os.mkdir(os.path.join(str(base), 'releases', 'manual'))
+    m = mgr(base)
+    res = m.info()
+    assert statuses(res) == {'manual': 'unknown', 'r2': 'good', 'r3': 'good'}
+    assert res['manifest_rebuilt'] is False
+    assert any('r1' in w and 'gone' in w for w in m.warnings)
+    assert any('manual' in w and 'adopted' in w for w in m.warnings)
+    assert [r['id'] for r in res['releases']][0] == 'manual'  # adopted ones sort as oldest
+    mgr(base).prune(5)
+    assert set(manifest(base)['releases']) == {'manual', 'r2', 'r3'}
+
+
+def test_manifest_ignores_non_release_entries(base):
+    deploy(base, 'r1')
+    rel = os.path.join(str(base), 'releases')
+    with open(os.path.join(rel, 'README'), 'w') as f:
+        f.write('x')
+    os.mkdir(os.path.join(rel, 'bad name'))
+    os.symlink('r1', os.path.join(rel, 'alias'))
+    assert sorted(statuses(mgr(base).info())) == ['r1']
+
+
+def test_interrupted_switch_is_adopted_as_good(base):
+    deploy(base, 'r1')
+    mgr(base).prepare('r2')
+    os.unlink(os.path.join(str(base), 'current'))
+    os.symlink('releases/r2', os.path.join(str(base), 'current'))  # as if we crashed after the rename
+    m = mgr(base)
+    res = m.info()
+    assert statuses(res)['r2'] == 'good' and res['current'] == 'r2'
+
+
+def test_absolute_current_link_is_understood(base):
+    deploy(base, 'r1')
+    os.unlink(os.path.join(str(base), 'current'))
+    os.symlink(os.path.join(str(base), 'releases', 'r1'), os.path.join(str(base), 'current'))
+    assert mgr(base).info()['current'] == 'r1'
+    assert mgr(base).switch('r1')['changed'] is False
+
+
+# ------------------------------------------------------------------ check mode
+
+def _check_mode_case(base, state):
+    """Set up a tree and return module args for ``state``."""
+    for i in range(1, 5):
+        deploy(base, 'r%d' % i)
+    mgr(base).prepare('r5')
+    args = {'path': str(base), 'state': state}
+    if state == 'prepare':
+        args['release'] = 'r6'
+    elif state == 'switch':
+        args['release'] = 'r5'
+    elif state == 'mark_bad':
+        args['release'] = 'r2'
+    elif state == 'rollback':
+        args['mark_current_bad'] = True
+    elif state == 'prune':
+        args['keep_releases'] = 1
+    elif state in ('lock', 'unlock'):
+        args['lock_id'] = 'run-1'
+        if state == 'unlock':
+            acquire_lease(os.path.join(str(base), '.zerodown'), 'run-1')
+    return args
+
+
+@pytest.mark.parametrize('state', ['prepare', 'switch', 'mark_bad', 'rollback', 'prune', 'query', 'lock', 'unlock'])
+def test_check_mode_changes_nothing(capsys, base, state):
+    args = _check_mode_case(base, state)
+    before = snapshot(base)
+    predicted = run_module(capsys, check=True, diff=True, **args)
+    assert not predicted.get('failed'), predicted
+    assert snapshot(base) == before
+    real = run_module(capsys, diff=True, **args)
+    assert not real.get('failed'), real
+    assert predicted['changed'] == real['changed']
+    assert predicted['current'] == real['current']
+    assert predicted['previous'] == real['previous']
+    assert predicted['removed'] == real['removed']
+    assert predicted['diff'] == real['diff']
+    if state != 'prepare':
+        assert statuses(predicted) == statuses(real)
+    if state != 'query':
+        assert real['changed'] is True
+
+
+def test_check_mode_prepare_on_missing_base(capsys, base):
+    res = run_module(capsys, check=True, path=str(base), state='prepare', revision='abc', mode='0755')
+    assert res['changed'] is True and res['release'].endswith('-abc')
+    assert not os.path.exists(str(base))
+
+
+def test_check_mode_with_corrupt_manifest_writes_nothing(capsys, base):
+    deploy(base, 'r1')
+    _write_manifest_text(base, '{')
+    before = snapshot(base)
+    res = run_module(capsys, check=True, path=str(base), state='switch', release='r1')
+    assert res['changed'] is True and res['manifest_rebuilt'] is True
+    assert snapshot(base) == before
+
+
+# ------------------------------------------------------------------ deploy lock (lease) through the module
+
+def test_lock_protocol(capsys, base):
+    res = run_module(capsys, path=str(base), state='lock', lock_id='run-1', lock_play='Deploy shop', lock_owner='alice',
+                     lock_host='ctl.example', lock_pid=4242, lock_ttl=600)
+    assert res['changed'] is True and res['lock_taken_over'] is False
+    assert res['lock']['lock_id'] == 'run-1' and res['lock']['pid'] == 4242 and res['lock']['expired'] is False
+    # same id again: renewal
+    res = run_module(capsys, path=str(base), state='lock', lock_id='run-1')
+    assert res['changed'] is False
+    # another deploy waits, then fails naming the holder
+    start = time.monotonic()
+    res = run_module(capsys, path=str(base), state='lock', lock_id='run-2', lock_timeout=1)
+    assert time.monotonic() - start >= 0.9
+    assert res['failed']
+    for part in ('lock_id=run-1', 'owner=alice', 'host=ctl.example', 'pid=4242', 'since=', 'Deploy shop'):
+        assert part in res['msg']
+    assert res['holder']['lock_id'] == 'run-1'
+    # mutations: without lock_id refused, with the wrong one refused, with ours fine, with force fine
+    res = run_module(capsys, path=str(base), state='prepare', release='v1')
+    assert res['failed'] and 'another deploy holds the deploy lock' in res['msg']
+    res = run_module(capsys, path=str(base), state='prepare', release='v1', lock_id='run-2')
+    assert res['failed'] and 'not by lock_id run-2' in res['msg']
+    assert not os.path.exists(os.path.join(str(base), 'releases', 'v1'))
+    res = run_module(capsys, path=str(base), state='prepare', release='v1', lock_id='run-1')
+    assert res['changed'] is True
+    res = run_module(capsys, path=str(base), state='switch', release='v1', force=True)
+    assert res['changed'] is True and any('force' in w for w in res['warnings'])
+    # query shows the lease
+    res = run_module(capsys, path=str(base), state='query')
+    assert res['lock']['lock_id'] == 'run-1'
+    # unlock: wrong id refused, own id fine
+    res = run_module(capsys, path=str(base), state='unlock', lock_id='run-2')
+    assert res['failed'] and 'refusing to release' in res['msg']
+    res = run_module(capsys, path=str(base), state='unlock', lock_id='run-1')
+    assert res['changed'] is True and res['lock'] is None and res['previous_holder']['lock_id'] == 'run-1'
+    res = run_module(capsys, path=str(base), state='unlock', lock_id='run-1')
+    assert res['changed'] is False
+    # lock_id given but lease gone
+    res = run_module(capsys, path=str(base), state='prune', lock_id='run-1')
+    assert res['failed'] and 'no deploy lock is held' in res['msg']
+
+
+def test_lock_ttl_expired_is_taken_over(capsys, base):
+    sd = os.path.join(str(base), '.zerodown')
+    acquire_lease(sd, 'stuck-run', ttl=60, play='old deploy', clock=lambda: time.time() - 7200)
+    res = run_module(capsys, path=str(base), state='prune')  # an expired lease blocks nobody
+    assert not res.get('failed')
+    assert any('ignoring the expired deploy lock' in w and 'stuck-run' in w for w in res['warnings'])
+    res = run_module(capsys, path=str(base), state='lock', lock_id='run-2')
+    assert res['changed'] is True and res['lock_taken_over'] is True
+    assert res['previous_holder']['lock_id'] == 'stuck-run'
+    assert any('took over' in w for w in res['warnings'])
+    assert read_lease(sd)[0]['lock_id'] == 'run-2'
+    # the old run notices at its next mutation
+    res = run_module(capsys, path=str(base), state='prepare', lock_id='stuck-run')
+    assert res['failed'] and 'taken over' in res['msg']
+
+
+def test_force_unlock(capsys, base):
+    acquire_lease(os.path.join(str(base), '.zerodown'), 'run-1')
+    res = run_module(capsys, path=str(base), state='unlock', force=True)
+    assert res['changed'] is True and res['previous_holder']['lock_id'] == 'run-1'
+
+
+def test_unlock_requires_lock_id(capsys, base):
+    res = run_module(capsys, path=str(base), state='unlock')
+    assert res['failed'] and 'lock_id' in res['msg']
+    res = run_module(capsys, path=str(base), state='lock')
+    assert res['failed'] and 'lock_id' in res['msg']
+
+
+def test_short_lock_is_released_after_each_run(base):
+    deploy(base, 'r1')
+    from ansible_collections.zerodown.deploy.plugins.module_utils._lock import FileLock
+    with FileLock(os.path.join(str(base), '.zerodown', 'lock'), timeout=0):
+        pass
+    assert not os.path.exists(os.path.join(str(base), '.zerodown', 'lock.json'))
+
+
+def test_mutation_waits_for_short_lock_then_fails_naming_holder(base):
+    deploy(base, 'r1')
+    from ansible_collections.zerodown.deploy.plugins.module_utils._lock import FileLock
+    with FileLock(os.path.join(str(base), '.zerodown', 'lock'), play='other run'):
+        with pytest.raises(ReleaseError) as exc:
+            mgr(base, lock_wait=0.2).prune(1)
+    assert 'other run' in exc.value.msg and 'pid=%d' % os.getpid() in exc.value.msg
