@@ -8,7 +8,7 @@
 set -euo pipefail
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
-HOST_PACKAGES=(podman runc debootstrap uidmap rsync git ca-certificates)
+HOST_PACKAGES=(podman runc debootstrap uidmap rsync git ca-certificates shellcheck)
 
 # ansible-core 2.20+ refuses older interpreters; look where such a Python
 # usually is, in order: $ZD_PYTHON, PATH, pyenv.
@@ -68,7 +68,7 @@ install_collection() {
     local dist="$ZD_ROOT/.cache/dist" dest="$ZD_ROOT/.cache/collections"
     rm -rf "$dist" && mkdir -p "$dist" "$dest"
     (cd "$ZD_ROOT" && "$ZD_VENV/bin/ansible-galaxy" collection build --force --output-path "$dist" >/dev/null)
-    "$ZD_VENV/bin/ansible-galaxy" collection install --force -p "$dest" "$dist"/zerodown-deploy-*.tar.gz >/dev/null
+    ANSIBLE_COLLECTIONS_PATH="$dest" "$ZD_VENV/bin/ansible-galaxy" collection install --force -p "$dest" "$dist"/zerodown-deploy-*.tar.gz >/dev/null
     log "installed $(basename "$dist"/zerodown-deploy-*.tar.gz) into $dest"
 }
 
