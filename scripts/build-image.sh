@@ -29,7 +29,10 @@ include="$(grep -vE '^\s*(#|$)' "$pkgfile" | paste -sd, -)"
 rootfs="$(mktemp -d /var/tmp/zerodown-rootfs.XXXXXX)"
 trap 'as_root rm -rf "$rootfs"' EXIT
 log "debootstrap $release from $mirror (about a minute)"
-as_root debootstrap --variant=minbase --include="$include" "$release" "$rootfs" "$mirror" >/dev/null
+if ! as_root debootstrap --variant=minbase --include="$include" "$release" "$rootfs" "$mirror" >/dev/null; then
+    as_root tail -n 25 "$rootfs/debootstrap/debootstrap.log" >&2 2>/dev/null || true
+    die "debootstrap of $release failed (log above)"
+fi
 
 # Trim what a test container never needs and make systemd container-friendly:
 # no getty on a console that does not exist, no network wait, no udev, no
