@@ -80,10 +80,57 @@ def play(container):
                     "-e", "ansible_python_interpreter=/usr/bin/python3", handle.name]
             if check:
                 argv.append("--check")
-            env = dict(os.environ, ANSIBLE_NOCOLOR="1", ANSIBLE_CALLBACK_RESULT_FORMAT="yaml")
+            env = dict(os.environ, ANSIBLE_NOCOLOR="1", ANSIBLE_CALLBACK_RESULT_FORMAT="json")
             # Ansible prints task errors on stderr: keep both in one stream.
             return subprocess.run(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env, check=False)
         finally:
             os.unlink(handle.name)
+
+    return run
+
+
+@pytest.fixture(scope="module")
+def rejections(container):
+    """Run a role once per case of bad input in ONE play; returns {case: error message or None}.
+
+    One play instead of one per case keeps a table of rejected inputs cheap:
+    each case is a block whose rescue records the error, so every case runs
+    even when an earlier one failed (as it should). None means the role did
+    not fail for that case.
+    """
+    def run(role, cases):
+        with tempfile.TemporaryDirectory() as tmp:
+            out = os.path.join(tmp, "rejections.json")
+            tasks = []
+            for index, (case, role_vars) in enumerate(sorted(cases.items())):
+                tasks.append({
+                    "name": "Case %s" % case,
+                    "block": [
+                        {"name": "Run the role", "ansible.builtin.include_role": {"name": role}, "vars": role_vars},
+                        {"name": "Record that it did not fail", "ansible.builtin.set_fact": {"zd_case_%d" % index: None}},
+                    ],
+                    "rescue": [
+                        # A looped task fails with "One or more items failed": the
+                        # messages that matter are the failed items'.
+                        {"name": "Record the error", "ansible.builtin.set_fact": {"zd_case_%d" % index: (
+                            "{{ ([ansible_failed_result.msg] + (ansible_failed_result.results | default([])"
+                            " | selectattr('failed', 'defined') | selectattr('failed') | map(attribute='msg') | list))"
+                            " | join(' | ') }}")}},
+                    ],
+                })
+            names = sorted(cases)
+            collect = "{{ {%s} | to_json }}" % ", ".join("%r: zd_case_%d" % (name, i) for i, name in enumerate(names))
+            tasks.append({"name": "Write the results", "ansible.builtin.copy": {"content": collect, "dest": out, "mode": "0600"},
+                          "delegate_to": "localhost"})
+            playbook = os.path.join(tmp, "rejections.yml")
+            with open(playbook, "w", encoding="utf-8") as handle:
+                json.dump([{"name": "Bad input", "hosts": "all", "gather_facts": False, "tasks": tasks}], handle)
+            argv = ["ansible-playbook", "-i", container + ",", "-c", "containers.podman.podman",
+                    "-e", "ansible_python_interpreter=/usr/bin/python3", playbook]
+            env = dict(os.environ, ANSIBLE_NOCOLOR="1")
+            result = subprocess.run(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env, check=False)
+            assert os.path.exists(out), "the rejection play did not finish:\n" + result.stdout[-3000:]
+            with open(out, encoding="utf-8") as handle:
+                return json.load(handle)
 
     return run

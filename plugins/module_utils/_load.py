@@ -580,3 +580,74 @@ class LoadRun:
             if self._active == 0:
                 self.finished_at = time.monotonic()
                 self._done_event.set()
+
+
+# -- derived views of a report ---------------------------------------------------------------
+
+
+def phase_timing(report: dict, begin_mark: str = BEGIN_MARK, end_mark: str = END_MARK) -> dict:
+    """Length and throughput of each phase of a report built by :func:`summarize_records`.
+
+    The windows come from the report's ``marks`` and ``elapsed_s``: ``before`` runs
+    from the start of the run to the first ``begin_mark``, ``during`` from there to
+    the first ``end_mark``, ``after`` from there to the end of the run. Marks placed
+    after the run ended (a bound stopped the load first) are clamped to its end; an
+    end mark that is missing (or earlier than the begin mark) means the end of the
+    run; without a begin mark the whole run is ``before``, as in :func:`phase_of`.
+
+    Returns ``{phase: {'duration_s': float, 'requests_per_s': float or None}}``;
+    ``requests_per_s`` divides the phase's request count (requests are assigned by
+    overlap, see :func:`phase_of`) by its window and is None for an empty window.
+    """
+    elapsed = max(float(report.get('elapsed_s') or 0.0), 0.0)
+
+    def mark_at(name):
+        for mark in report.get('marks') or ():
+            if mark.get('name') == name and mark.get('at_ms') is not None:
+                return min(max(mark['at_ms'] / 1000.0, 0.0), elapsed)
+        return None
+
+    begin, finish = mark_at(begin_mark), mark_at(end_mark)
+    if begin is None:
+        windows = {'before': (0.0, elapsed), 'during': (elapsed, elapsed), 'after': (elapsed, elapsed)}
+    else:
+        if finish is None or finish < begin:
+            finish = elapsed
+        windows = {'before': (0.0, begin), 'during': (begin, finish), 'after': (finish, elapsed)}
+    timing = {}
+    for phase in PHASES:
+        duration = round(max(windows[phase][1] - windows[phase][0], 0.0), 3)
+        requests = ((report.get('phases') or {}).get(phase) or {}).get('requests', 0)
+        timing[phase] = {
+            'duration_s': duration,
+            'requests_per_s': round(requests / duration, 1) if duration > 0 else None,
+        }
+    return timing
+
+
+def timeline(records, marks=(), started_at=None, begin_mark: str = BEGIN_MARK, end_mark: str = END_MARK) -> list:
+    """One small JSON-serialisable entry per request, in start order, for plotting a run.
+
+    Each entry is ``{t_ms, latency_ms, ok, kind, status, method, phase, marker}``:
+    ``t_ms`` is the request's start in milliseconds after ``started_at`` (default:
+    the first request's start) and ``phase`` is ``before``, ``during`` or ``after``
+    as :func:`summarize_records` assigns it from the first begin and end marks.
+    """
+    records = sorted(records, key=lambda r: r.start)
+    if started_at is None:
+        started_at = records[0].start if records else 0.0
+    marks = list(marks)
+    begin, finish = _first_mark(marks, begin_mark), _first_mark(marks, end_mark)
+    entries = []
+    for record in records:
+        entries.append({
+            't_ms': _ms(record.start - started_at),
+            'latency_ms': _ms(record.latency),
+            'ok': record.ok,
+            'kind': record.kind,
+            'status': record.status,
+            'method': record.method,
+            'phase': phase_of(record.start, record.end, begin, finish),
+            'marker': None if record.marker is None else str(record.marker),
+        })
+    return entries

@@ -3,9 +3,11 @@
 # SPDX-License-Identifier: GPL-3.0-or-later
 """What socket_service promises, checked in the running systemd container.
 
-hello: one instance, default profile, Type=exec.
-hello2: two instances on one socket, isolated profile, Type=notify.
+hello: gunicorn, one instance, default profile, Type=exec.
+hello2: gunicorn, two instances on one socket, isolated profile, Type=notify.
+hello-node: Node.js (a JIT runtime), one instance, default profile.
 """
+import json
 import os
 import re
 
@@ -41,14 +43,15 @@ def checksum(host, path):
     return host.check_output("sha256sum %s", path).split()[0]
 
 
-@pytest.mark.parametrize("unit", ["hello.socket", "hello.service", "hello2.socket", "hello2@1.service", "hello2@2.service"])
+@pytest.mark.parametrize("unit", ["hello.socket", "hello.service", "hello2.socket", "hello2@1.service", "hello2@2.service",
+                                  "hello-node.socket", "hello-node.service"])
 def test_units_are_active_and_enabled(host, unit):
     service = host.service(unit)
     assert service.is_running
     assert service.is_enabled
 
 
-@pytest.mark.parametrize("path", ["/run/hello.sock", "/run/hello2.sock"])
+@pytest.mark.parametrize("path", ["/run/hello.sock", "/run/hello2.sock", "/run/hello-node.sock"])
 def test_socket_owner_and_mode_let_only_the_web_server_group_connect(host, path):
     sock = host.file(path)
     assert sock.is_socket
@@ -69,18 +72,19 @@ def test_both_instances_share_the_one_socket(host):
     assert main_pid(host, "hello2@1.service") != main_pid(host, "hello2@2.service")
 
 
-@pytest.mark.parametrize("sock", ["/run/hello.sock", "/run/hello2.sock"])
+@pytest.mark.parametrize("sock", ["/run/hello.sock", "/run/hello2.sock", "/run/hello-node.sock"])
 def test_app_answers_through_the_socket(host, sock):
     script = ("import socket,http.client\n"
               "class C(http.client.HTTPConnection):\n"
               "    def connect(self):\n"
               "        self.sock = socket.socket(socket.AF_UNIX); self.sock.connect(%r)\n"
               "c = C('localhost'); c.request('GET', '/healthz'); r = c.getresponse(); print(r.status, r.read().decode())\n") % sock
-    out = host.check_output("python3 -c %s", script)
-    assert out.startswith("200 ") and '"path": "/healthz"' in out
+    status, body = host.check_output("python3 -c %s", script).split(" ", 1)
+    assert status == "200"
+    assert json.loads(body)["path"] == "/healthz"
 
 
-@pytest.mark.parametrize("unit,limit", [("hello.service", 1.5), ("hello2@1.service", 0.5)])
+@pytest.mark.parametrize("unit,limit", [("hello.service", 1.5), ("hello2@1.service", 0.5), ("hello-node.service", 1.5)])
 def test_exposure_is_within_the_profile_threshold(host, unit, limit):
     score = exposure(host, unit)
     print("exposure %s = %s" % (unit, score))
@@ -100,6 +104,16 @@ def test_restart_of_a_single_instance_under_load_fails_no_request(host, load_too
     assert report["phases"]["during"]["requests"] > 0
     assert report["failed"] == 0, report["failure_examples"]
     assert main_pid(host, "hello.service") != before
+
+
+def test_restart_of_a_node_app_under_load_fails_no_request(host, load_tool):
+    before = main_pid(host, "hello-node.service")
+    report = load_tool("unix:/run/hello-node.sock", ["systemctl restart hello-node.service"])
+    print("node restart:", {k: report[k] for k in ("requests", "failed", "failures_by_kind", "gap_ms", "latency_ms")})
+    assert report["commands_ok"], report["commands"]
+    assert report["phases"]["during"]["requests"] > 0
+    assert report["failed"] == 0, report["failure_examples"]
+    assert main_pid(host, "hello-node.service") != before
 
 
 def test_rolling_restart_of_two_instances_under_load_fails_no_request(host, load_tool):
@@ -153,6 +167,15 @@ def test_a_failure_caused_by_hardening_says_so(host, play):
     assert "Read-only file system" in result.stdout
 
 
+def test_the_strict_tier_stops_a_jit_runtime_and_says_why(host, play):
+    result = play(ROLE, {"socket_service_name": "hello-node-strict", "socket_service_hardening_strict": True,
+                         "socket_service_exec_start": "/usr/bin/node /srv/hello/hello_node.js",
+                         "socket_service_health_path": "/healthz", "socket_service_ready_timeout": 5})
+    host.run("systemctl disable --now hello-node-strict.service hello-node-strict.socket")
+    assert result.returncode != 0
+    assert "MemoryDenyWriteExecute=yes (the strict tier) kills JIT runtimes" in result.stdout
+
+
 # Each rejected input: (variables merged over hello's, text the error must contain).
 REJECTED = {
     "relative exec_start": ({"socket_service_exec_start": "gunicorn hello_wsgi:application"}, "exec_start must start with an absolute path"),
@@ -176,12 +199,26 @@ REJECTED = {
 }
 
 
+@pytest.fixture(scope="module")
+def rejected(host, rejections):
+    """Run every REJECTED case once; returns (messages by case, state before, state after)."""
+    def state():
+        units = ["/etc/systemd/system/hello.service", "/etc/systemd/system/hello.socket"]
+        return [checksum(host, unit) for unit in units] + [main_pid(host, "hello.service")]
+
+    before = state()
+    messages = rejections(ROLE, dict((case, dict(converge_vars("hello"), **spec[0])) for case, spec in REJECTED.items()))
+    return messages, before, state()
+
+
 @pytest.mark.parametrize("case", sorted(REJECTED))
-def test_bad_input_gets_a_clear_error_and_changes_nothing(host, play, case):
-    overrides, message = REJECTED[case]
-    units = ["/etc/systemd/system/hello.service", "/etc/systemd/system/hello.socket"]
-    before = [checksum(host, unit) for unit in units] + [main_pid(host, "hello.service")]
-    result = play(ROLE, dict(converge_vars("hello"), **overrides))
-    assert result.returncode != 0
-    assert message in result.stdout, result.stdout[-3000:]
-    assert [checksum(host, unit) for unit in units] + [main_pid(host, "hello.service")] == before
+def test_bad_input_gets_a_clear_error(rejected, case):
+    messages = rejected[0]
+    expected = REJECTED[case][1]
+    assert messages[case] is not None, "the role accepted %s" % case
+    assert expected in messages[case]
+
+
+def test_bad_input_changes_nothing(rejected):
+    before, after = rejected[1], rejected[2]
+    assert after == before

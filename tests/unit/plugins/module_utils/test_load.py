@@ -485,3 +485,59 @@ def test_script_works_from_a_plain_directory(unix, script, tmp_path):
                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, universal_newlines=True, timeout=30, check=False, env=env, cwd=str(tmp_path))
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout)['ok'] > 0
+
+
+# -- phase timing and timeline -------------------------------------------------------------
+
+
+def test_phase_timing_windows_and_throughput():
+    from ansible_collections.zerodown.deploy.plugins.module_utils._load import phase_timing
+
+    records = [_record(i, 0.1 * i, 0.15) for i in range(30)]  # starts 0.0 .. 2.9 s, 10 requests/s, each 150 ms long
+    report = summarize_records(records, [('restart_begin', 1.0), ('restart_end', 2.0)], started_at=0.0, finished_at=3.0)
+    timing = phase_timing(report)
+    assert timing == {
+        'before': {'duration_s': 1.0, 'requests_per_s': 9.0},
+        'during': {'duration_s': 1.0, 'requests_per_s': 11.0},  # the request overlapping the begin mark counts as during
+        'after': {'duration_s': 1.0, 'requests_per_s': 10.0},
+    }
+    assert sum(report['phases'][p]['requests'] for p in timing) == 30
+
+
+def test_phase_timing_edges():
+    from ansible_collections.zerodown.deploy.plugins.module_utils._load import phase_timing
+
+    records = [_record(i, 0.1 * i, 0.01) for i in range(10)]
+    # No marks: the whole run is before.
+    timing = phase_timing(summarize_records(records, [], started_at=0.0, finished_at=1.0))
+    assert timing['before'] == {'duration_s': 1.0, 'requests_per_s': 10.0}
+    assert timing['during'] == timing['after'] == {'duration_s': 0.0, 'requests_per_s': None}
+    # The load ended (a bound) before the end mark: the mark is clamped, after is empty.
+    timing = phase_timing(summarize_records(records, [('restart_begin', 0.5), ('restart_end', 5.0)], started_at=0.0, finished_at=1.0))
+    assert timing['before']['duration_s'] == 0.5 and timing['during']['duration_s'] == 0.5
+    assert timing['after'] == {'duration_s': 0.0, 'requests_per_s': None}
+    # Begin without end: during runs to the end of the run; custom mark names work.
+    timing = phase_timing(summarize_records(records, [('go', 0.25)], started_at=0.0, finished_at=1.0, begin_mark='go'), begin_mark='go')
+    assert timing['during']['duration_s'] == 0.75 and timing['after']['duration_s'] == 0.0
+    # An empty report.
+    assert phase_timing(summarize_records([]))['before'] == {'duration_s': 0.0, 'requests_per_s': None}
+
+
+def test_timeline_entries():
+    from ansible_collections.zerodown.deploy.plugins.module_utils._load import timeline
+
+    records = [
+        _record(2, 10.5, 0.002, marker=41),
+        _record(0, 10.0, 0.001, marker=40),
+        _record(1, 10.2, 0.5, ok=False, kind='connect_refused', status=None, method='POST'),
+    ]
+    entries = timeline(records, [('restart_begin', 10.1), ('restart_end', 10.4)], started_at=9.0)
+    assert entries == [
+        {'t_ms': 1000.0, 'latency_ms': 1.0, 'ok': True, 'kind': None, 'status': 200, 'method': 'GET', 'phase': 'before', 'marker': '40'},
+        {'t_ms': 1200.0, 'latency_ms': 500.0, 'ok': False, 'kind': 'connect_refused', 'status': None, 'method': 'POST', 'phase': 'during',
+         'marker': None},
+        {'t_ms': 1500.0, 'latency_ms': 2.0, 'ok': True, 'kind': None, 'status': 200, 'method': 'GET', 'phase': 'after', 'marker': '41'},
+    ]
+    assert json.loads(json.dumps(entries)) == entries
+    assert timeline([]) == []
+    assert timeline(records)[0]['t_ms'] == 0.0 and {e['phase'] for e in timeline(records)} == {'before'}
