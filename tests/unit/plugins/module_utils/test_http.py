@@ -110,17 +110,6 @@ def _serving(server):
 
 
 @pytest.fixture
-def sock_dir(tmp_path):
-    """A directory for Unix sockets; pytest's tmp_path can exceed the 107-byte socket path limit."""
-    if len(str(tmp_path)) < 80:
-        yield str(tmp_path)
-        return
-    path = tempfile.mkdtemp(prefix='zd-http-')
-    yield path
-    shutil.rmtree(path, ignore_errors=True)
-
-
-@pytest.fixture
 def tcp_server():
     with _serving(_TCPServer(('127.0.0.1', 0), _Handler)) as server:
         server.endpoint = '127.0.0.1:%d' % server.server_address[1]

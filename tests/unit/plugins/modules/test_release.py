@@ -22,47 +22,16 @@ from ansible_collections.zerodown.deploy.plugins.module_utils._lock import acqui
 from ansible_collections.zerodown.deploy.plugins.modules import release as release_module
 from ansible_collections.zerodown.deploy.plugins.modules.release import ReleaseError, ReleaseManager, validate_release_id
 
-try:
-    from ansible.module_utils.testing import patch_module_args
-except ImportError:  # ansible-core < 2.19
-    from unittest import mock
-
-    @contextlib.contextmanager
-    def patch_module_args(args=None):
-        payload = json.dumps({'ANSIBLE_MODULE_ARGS': args or {}}).encode()
-        with mock.patch.object(basic, '_ANSIBLE_ARGS', payload):
-            yield
 
 
 # ------------------------------------------------------------------ helpers
 
-def run_module(capsys, check=False, diff=False, **args):
-    """Run main() like Ansible would and return the parsed result (``failed`` set on failure)."""
-    args = dict(args)
-    if check:
-        args['_ansible_check_mode'] = True
-    if diff:
-        args['_ansible_diff'] = True
-    _clear_warnings()
-    with patch_module_args(args):
-        with pytest.raises(SystemExit) as exc:
-            release_module.main()
-    out = capsys.readouterr().out
-    result = json.loads(out)
-    # ansible-core >= 2.19 returns structured warnings; reduce them to their messages
-    result['warnings'] = [w['event']['msg'] if isinstance(w, dict) else w for w in result.get('warnings', [])]
-    assert (exc.value.code not in (0, None)) == bool(result.get('failed'))
-    return result
-
-
-def _clear_warnings():
-    """Module warnings are collected in a process global; do not let one test's warnings leak into the next."""
-    registry = getattr(warnings_module, '_global_warnings', None)
-    if registry is not None:
-        registry.clear()
-    deprecations = getattr(warnings_module, '_global_deprecations', None)
-    if deprecations is not None:
-        deprecations.clear()
+@pytest.fixture
+def run_module(module_runner):
+    """run_module(check=False, diff=False, **args): the module's main() run like Ansible would."""
+    def run(check=False, diff=False, **args):
+        return module_runner(release_module.main, check=check, diff=diff, **args)
+    return run
 
 
 def mgr(base, **kwargs):
@@ -130,22 +99,22 @@ def test_valid_ids_accepted(good):
 
 @pytest.mark.parametrize('bad', ['../x', 'a/b', '.', '..', '', 'has space', '-leading-dash', 'x' * 129])
 @pytest.mark.parametrize('state', ['prepare', 'switch', 'mark_bad', 'rollback'])
-def test_invalid_ids_rejected_by_module(capsys, base, bad, state):
-    res = run_module(capsys, path=str(base), state=state, release=bad)
+def test_invalid_ids_rejected_by_module(run_module, base, bad, state):
+    res = run_module(path=str(base), state=state, release=bad)
     assert res['failed']
     assert 'Invalid release ID' in res['msg'] or 'release' in res['msg']
     assert not os.path.lexists(str(base))
     assert not os.path.lexists(os.path.join(str(base.parent), 'x'))
 
 
-def test_relative_path_rejected(capsys):
-    res = run_module(capsys, path='srv/shop', state='prepare')
+def test_relative_path_rejected(run_module):
+    res = run_module(path='srv/shop', state='prepare')
     assert res['failed'] and 'absolute' in res['msg']
     assert not os.path.exists('srv')
 
 
-def test_keep_releases_must_be_positive(capsys, base):
-    res = run_module(capsys, path=str(base), state='prune', keep_releases=0)
+def test_keep_releases_must_be_positive(run_module, base):
+    res = run_module(path=str(base), state='prune', keep_releases=0)
     assert res['failed'] and 'keep_releases' in res['msg']
     with pytest.raises(ReleaseError, match='keep_releases'):
         mgr(base).prune(0)
@@ -153,8 +122,8 @@ def test_keep_releases_must_be_positive(capsys, base):
 
 # ------------------------------------------------------------------ prepare
 
-def test_prepare_generated_id_creates_layout(capsys, base):
-    res = run_module(capsys, path=str(base), state='prepare', revision='3f2a9c1e77d0aa')
+def test_prepare_generated_id_creates_layout(run_module, base):
+    res = run_module(path=str(base), state='prepare', revision='3f2a9c1e77d0aa')
     assert res['changed'] is True
     assert re.match(r'^\d{8}T\d{6}Z-3f2a9c1$', res['release'])
     assert res['release_path'] == os.path.join(str(base), 'releases', res['release'])
@@ -182,11 +151,11 @@ def test_prepare_without_revision_uses_timestamp_and_suffixes(base):
     assert with_rev['release'] == '20261121T101500Z-abcdef0'
 
 
-def test_prepare_named_is_idempotent_while_unfinished(capsys, base):
-    res = run_module(capsys, path=str(base), state='prepare', release='v1')
+def test_prepare_named_is_idempotent_while_unfinished(run_module, base):
+    res = run_module(path=str(base), state='prepare', release='v1')
     assert res['changed'] is True
     before = snapshot(base)
-    res = run_module(capsys, path=str(base), state='prepare', release='v1')
+    res = run_module(path=str(base), state='prepare', release='v1')
     assert res['changed'] is False and res['release'] == 'v1'
     after = snapshot(base)
     # the short lock's holder record was created and removed in .zerodown, nothing else may differ
@@ -195,36 +164,36 @@ def test_prepare_named_is_idempotent_while_unfinished(capsys, base):
 
 
 @pytest.mark.parametrize('status', ['good', 'bad'])
-def test_prepare_named_existing_other_status_fails(capsys, base, status):
+def test_prepare_named_existing_other_status_fails(run_module, base, status):
     deploy(base, 'v1')
     deploy(base, 'v2')
     if status == 'bad':
         mgr(base).mark_bad('v1')
-    res = run_module(capsys, path=str(base), state='prepare', release='v1')
+    res = run_module(path=str(base), state='prepare', release='v1')
     assert res['failed'] and 'already exists with status %s' % status in res['msg']
 
 
-def test_prepare_applies_mode(capsys, base):
-    res = run_module(capsys, path=str(base), state='prepare', release='v1', mode='0750')
+def test_prepare_applies_mode(run_module, base):
+    res = run_module(path=str(base), state='prepare', release='v1', mode='0750')
     assert stat.S_IMODE(os.stat(res['release_path']).st_mode) == 0o750
-    res = run_module(capsys, path=str(base), state='prepare', release='v1', mode='0750')
+    res = run_module(path=str(base), state='prepare', release='v1', mode='0750')
     assert res['changed'] is False
-    res = run_module(capsys, path=str(base), state='prepare', release='v1', mode='0700')
+    res = run_module(path=str(base), state='prepare', release='v1', mode='0700')
     assert res['changed'] is True
     assert stat.S_IMODE(os.stat(res['release_path']).st_mode) == 0o700
 
 
 # ------------------------------------------------------------------ switch
 
-def test_switch_end_to_end_with_diff(capsys, base):
-    run_module(capsys, path=str(base), state='prepare', release='v1')
-    res = run_module(capsys, path=str(base), state='switch', release='v1', diff=True)
+def test_switch_end_to_end_with_diff(run_module, base):
+    run_module(path=str(base), state='prepare', release='v1')
+    res = run_module(path=str(base), state='switch', release='v1', diff=True)
     assert res['changed'] is True
     assert res['previous'] is None and res['current'] == 'v1'
     assert res['diff']['before'] == '' and res['diff']['after'] == 'releases/v1\n'
     assert current_of(base) == 'releases/v1'  # relative target
-    run_module(capsys, path=str(base), state='prepare', release='v2')
-    res = run_module(capsys, path=str(base), state='switch', release='v2', diff=True)
+    run_module(path=str(base), state='prepare', release='v2')
+    res = run_module(path=str(base), state='switch', release='v2', diff=True)
     assert res['previous'] == 'v1' and res['current'] == 'v2'
     assert res['diff'] == {'before': 'releases/v1\n', 'after': 'releases/v2\n',
                            'before_header': os.path.join(str(base), 'current'),
@@ -234,33 +203,33 @@ def test_switch_end_to_end_with_diff(capsys, base):
     assert entry['switched_at'] and entry['current'] is True
     assert res['previous_good'] == 'v1'
     # again: nothing to do
-    res = run_module(capsys, path=str(base), state='switch', release='v2', diff=True)
+    res = run_module(path=str(base), state='switch', release='v2', diff=True)
     assert res['changed'] is False
     assert res['diff']['before'] == res['diff']['after'] == 'releases/v2\n'
     assert not [n for n in os.listdir(str(base)) if n.startswith('.current')]
 
 
-def test_switch_to_bad_release_fails(capsys, base):
+def test_switch_to_bad_release_fails(run_module, base):
     deploy(base, 'v1')
     mgr(base).prepare('v2')
     mgr(base).mark_bad('v2', reason='build failed')
-    res = run_module(capsys, path=str(base), state='switch', release='v2')
+    res = run_module(path=str(base), state='switch', release='v2')
     assert res['failed'] and 'marked bad' in res['msg'] and 'build failed' in res['msg']
     assert current_of(base) == 'releases/v1'
 
 
-def test_switch_to_missing_release_fails(capsys, base):
+def test_switch_to_missing_release_fails(run_module, base):
     deploy(base, 'v1')
-    res = run_module(capsys, path=str(base), state='switch', release='nope')
+    res = run_module(path=str(base), state='switch', release='nope')
     assert res['failed'] and 'does not exist' in res['msg']
-    res = run_module(capsys, path=str(base), state='switch')
+    res = run_module(path=str(base), state='switch')
     assert res['failed'] and 'release' in res['msg']
 
 
-def test_switch_refuses_real_directory_current(capsys, base):
+def test_switch_refuses_real_directory_current(run_module, base):
     mgr(base).prepare('v1')
     os.mkdir(os.path.join(str(base), 'current'))
-    res = run_module(capsys, path=str(base), state='switch', release='v1')
+    res = run_module(path=str(base), state='switch', release='v1')
     assert res['failed'] and 'not a symbolic link' in res['msg']
     assert os.path.isdir(os.path.join(str(base), 'current'))
 
@@ -299,22 +268,22 @@ def test_switch_atomic_under_concurrent_reader(base):
 
 # ------------------------------------------------------------------ mark_bad
 
-def test_mark_bad(capsys, base):
+def test_mark_bad(run_module, base):
     deploy(base, 'v1')
     mgr(base).prepare('v2')
-    res = run_module(capsys, path=str(base), state='mark_bad', release='v2', reason='tests failed')
+    res = run_module(path=str(base), state='mark_bad', release='v2', reason='tests failed')
     assert res['changed'] is True and statuses(res)['v2'] == 'bad'
     assert [r['reason'] for r in res['releases'] if r['id'] == 'v2'] == ['tests failed']
-    res = run_module(capsys, path=str(base), state='mark_bad', release='v2')
+    res = run_module(path=str(base), state='mark_bad', release='v2')
     assert res['changed'] is False
-    res = run_module(capsys, path=str(base), state='mark_bad', release='v2', reason='tests failed')
+    res = run_module(path=str(base), state='mark_bad', release='v2', reason='tests failed')
     assert res['changed'] is False
 
 
-def test_mark_bad_current_refused(capsys, base):
+def test_mark_bad_current_refused(run_module, base):
     deploy(base, 'v1')
     deploy(base, 'v2')
-    res = run_module(capsys, path=str(base), state='mark_bad', release='v2')
+    res = run_module(path=str(base), state='mark_bad', release='v2')
     assert res['failed'] and 'roll back first' in res['msg']
     assert statuses(mgr(base).info())['v2'] == 'good'
 
@@ -329,19 +298,19 @@ def _set_mtimes(base, newest_first):
         os.utime(os.path.join(str(base), 'releases', rid), (stamp, stamp))
 
 
-def test_rollback_uses_manifest_order_not_mtime(capsys, base):
+def test_rollback_uses_manifest_order_not_mtime(run_module, base):
     for rid in ('r1', 'r2', 'r3', 'r4'):
         deploy(base, rid)
     mgr(base).mark_bad('r3', reason='broken')
     # mtimes claim r1 is the newest and r2 the oldest: an mtime based choice would pick r1
     _set_mtimes(base, ['r1', 'r4', 'r3', 'r2'])
-    res = run_module(capsys, path=str(base), state='rollback')
+    res = run_module(path=str(base), state='rollback')
     assert res['changed'] is True
     assert res['previous'] == 'r4' and res['current'] == 'r2'  # r3 is bad, r2 is the newest good before r4
     assert current_of(base) == 'releases/r2'
-    res = run_module(capsys, path=str(base), state='rollback')
+    res = run_module(path=str(base), state='rollback')
     assert res['current'] == 'r1'
-    res = run_module(capsys, path=str(base), state='rollback')
+    res = run_module(path=str(base), state='rollback')
     assert res['failed'] and 'no good release older than' in res['msg']
     assert current_of(base) == 'releases/r1'
 
@@ -368,7 +337,7 @@ def test_rollback_never_chooses_bad_or_unfinished(base):
 
 
 @pytest.mark.parametrize('status', ['bad', 'unfinished'])
-def test_named_rollback_to_bad_or_unfinished_fails(capsys, base, status):
+def test_named_rollback_to_bad_or_unfinished_fails(run_module, base, status):
     deploy(base, 'r1')
     deploy(base, 'r2')
     mgr(base).prepare('r3')
@@ -376,32 +345,32 @@ def test_named_rollback_to_bad_or_unfinished_fails(capsys, base, status):
     target = 'r1' if status == 'bad' else 'r3'
     if status == 'bad':
         mgr(base).mark_bad('r1', reason='data loss')
-    res = run_module(capsys, path=str(base), state='rollback', release=target)
+    res = run_module(path=str(base), state='rollback', release=target)
     assert res['failed'] and status in res['msg']
     assert current_of(base) == 'releases/r4'
 
 
-def test_named_rollback_and_mark_current_bad(capsys, base):
+def test_named_rollback_and_mark_current_bad(run_module, base):
     for rid in ('r1', 'r2', 'r3'):
         deploy(base, rid)
-    res = run_module(capsys, path=str(base), state='rollback', release='r1', mark_current_bad=True, reason='502s', diff=True)
+    res = run_module(path=str(base), state='rollback', release='r1', mark_current_bad=True, reason='502s', diff=True)
     assert res['changed'] and res['previous'] == 'r3' and res['current'] == 'r1'
     assert res['diff']['before'] == 'releases/r3\n' and res['diff']['after'] == 'releases/r1\n'
     assert statuses(res) == {'r1': 'good', 'r2': 'good', 'r3': 'bad'}
     assert [r['reason'] for r in res['releases'] if r['id'] == 'r3'] == ['502s']
-    res = run_module(capsys, path=str(base), state='rollback', release='r1')
+    res = run_module(path=str(base), state='rollback', release='r1')
     assert res['changed'] is False
-    res = run_module(capsys, path=str(base), state='rollback', release='r1', mark_current_bad=True)
+    res = run_module(path=str(base), state='rollback', release='r1', mark_current_bad=True)
     assert res['failed']
-    res = run_module(capsys, path=str(base), state='switch', release='r3')
+    res = run_module(path=str(base), state='switch', release='r3')
     assert res['failed'] and 'bad' in res['msg']
 
 
-def test_rollback_without_any_release_fails(capsys, base):
-    res = run_module(capsys, path=str(base), state='rollback')
+def test_rollback_without_any_release_fails(run_module, base):
+    res = run_module(path=str(base), state='rollback')
     assert res['failed'] and 'no current release' in res['msg']
     deploy(base, 'only')
-    res = run_module(capsys, path=str(base), state='rollback')
+    res = run_module(path=str(base), state='rollback')
     assert res['failed'] and 'no good release' in res['msg']
 
 
@@ -417,16 +386,16 @@ def test_rollback_repairs_dangling_current(base):
 
 # ------------------------------------------------------------------ prune
 
-def test_prune_keeps_n_good_plus_current_and_previous_good(capsys, base):
+def test_prune_keeps_n_good_plus_current_and_previous_good(run_module, base):
     for i in range(1, 8):
         deploy(base, 'r%d' % i)
     mgr(base).rollback(release='r2')  # current is old now; previous good is r1
-    res = run_module(capsys, path=str(base), state='prune', keep_releases=2)
+    res = run_module(path=str(base), state='prune', keep_releases=2)
     assert res['changed'] is True
     assert res['removed'] == ['r3', 'r4', 'r5']
     assert sorted(os.listdir(os.path.join(str(base), 'releases'))) == ['r1', 'r2', 'r6', 'r7']
     assert res['current'] == 'r2' and res['previous_good'] == 'r1'
-    res = run_module(capsys, path=str(base), state='prune', keep_releases=2)
+    res = run_module(path=str(base), state='prune', keep_releases=2)
     assert res['changed'] is False and res['removed'] == []
 
 
@@ -472,15 +441,15 @@ def test_prune_never_removes_current_even_if_marked_bad_externally(base):
     assert any('marked bad' in w for w in deploy_other.warnings)
 
 
-def test_prune_check_mode_lists_without_deleting(capsys, base):
+def test_prune_check_mode_lists_without_deleting(run_module, base):
     for i in range(1, 5):
         deploy(base, 'r%d' % i)
     before = snapshot(base)
-    res = run_module(capsys, path=str(base), state='prune', keep_releases=1, check=True)
+    res = run_module(path=str(base), state='prune', keep_releases=1, check=True)
     assert res['changed'] is True and res['removed'] == ['r1', 'r2']
     assert sorted(statuses(res)) == ['r3', 'r4']
     assert snapshot(base) == before
-    res = run_module(capsys, path=str(base), state='prune', keep_releases=1)
+    res = run_module(path=str(base), state='prune', keep_releases=1)
     assert res['removed'] == ['r1', 'r2']
 
 
@@ -514,8 +483,8 @@ def test_prune_interrupted_before_delete_is_finished_by_next_prune(base, monkeyp
     assert sorted(os.listdir(releases)) == ['r3', 'r4']
 
 
-def test_prune_on_missing_base_is_noop(capsys, base):
-    res = run_module(capsys, path=str(base), state='prune')
+def test_prune_on_missing_base_is_noop(run_module, base):
+    res = run_module(path=str(base), state='prune')
     assert res['changed'] is False and res['removed'] == []
     assert not os.path.exists(str(base))
 
@@ -538,7 +507,7 @@ def _write_manifest_text(base, text):
     'entry not dict',
     'bad id',
 ])
-def test_manifest_recovery(capsys, base, damage):
+def test_manifest_recovery(run_module, base, damage):
     deploy(base, '20261101T000000Z-aaaaaaa')
     deploy(base, '20261102T000000Z-bbbbbbb')
     deploy(base, '20261103T000000Z-ccccccc')
@@ -569,7 +538,7 @@ def test_manifest_recovery(capsys, base, damage):
 
     # query: reports, never writes
     before = snapshot(base)
-    res = run_module(capsys, path=str(base), state='query')
+    res = run_module(path=str(base), state='query')
     assert res['changed'] is False and res['manifest_rebuilt'] is True
     assert snapshot(base) == before
     assert res['current'] == '20261103T000000Z-ccccccc'
@@ -583,20 +552,20 @@ def test_manifest_recovery(capsys, base, damage):
     assert rebuilt['created'] == '2026-11-01T00:00:00Z' and rebuilt['revision'] == 'aaaaaaa'
     # unknown releases are not automatic rollback targets ...
     assert res['previous_good'] is None
-    res = run_module(capsys, path=str(base), state='rollback')
+    res = run_module(path=str(base), state='rollback')
     assert res['failed'] and 'no good release' in res['msg']
     # ... but a mutating state writes the rebuilt manifest, and a named rollback may use them
-    res = run_module(capsys, path=str(base), state='rollback', release='20261102T000000Z-bbbbbbb')
+    res = run_module(path=str(base), state='rollback', release='20261102T000000Z-bbbbbbb')
     assert res['changed'] is True and res['manifest_rebuilt'] is True
     assert res['current'] == '20261102T000000Z-bbbbbbb'
-    res = run_module(capsys, path=str(base), state='query')
+    res = run_module(path=str(base), state='query')
     assert res['manifest_rebuilt'] is False
     assert statuses(res)['20261102T000000Z-bbbbbbb'] == 'good'
     assert manifest(base)['version'] == 1
 
 
-def test_manifest_missing_without_releases_is_not_a_rebuild(capsys, base):
-    res = run_module(capsys, path=str(base), state='query')
+def test_manifest_missing_without_releases_is_not_a_rebuild(run_module, base):
+    res = run_module(path=str(base), state='query')
     assert res['manifest_rebuilt'] is False and res['releases'] == [] and res['current'] is None
 
 
@@ -681,13 +650,13 @@ def _check_mode_case(base, state):
 
 
 @pytest.mark.parametrize('state', ['prepare', 'switch', 'mark_bad', 'rollback', 'prune', 'query', 'lock', 'unlock'])
-def test_check_mode_changes_nothing(capsys, base, state):
+def test_check_mode_changes_nothing(run_module, base, state):
     args = _check_mode_case(base, state)
     before = snapshot(base)
-    predicted = run_module(capsys, check=True, diff=True, **args)
+    predicted = run_module(check=True, diff=True, **args)
     assert not predicted.get('failed'), predicted
     assert snapshot(base) == before
-    real = run_module(capsys, diff=True, **args)
+    real = run_module(diff=True, **args)
     assert not real.get('failed'), real
     assert predicted['changed'] == real['changed']
     assert predicted['current'] == real['current']
@@ -700,90 +669,90 @@ def test_check_mode_changes_nothing(capsys, base, state):
         assert real['changed'] is True
 
 
-def test_check_mode_prepare_on_missing_base(capsys, base):
-    res = run_module(capsys, check=True, path=str(base), state='prepare', revision='abc', mode='0755')
+def test_check_mode_prepare_on_missing_base(run_module, base):
+    res = run_module(check=True, path=str(base), state='prepare', revision='abc', mode='0755')
     assert res['changed'] is True and res['release'].endswith('-abc')
     assert not os.path.exists(str(base))
 
 
-def test_check_mode_with_corrupt_manifest_writes_nothing(capsys, base):
+def test_check_mode_with_corrupt_manifest_writes_nothing(run_module, base):
     deploy(base, 'r1')
     _write_manifest_text(base, '{')
     before = snapshot(base)
-    res = run_module(capsys, check=True, path=str(base), state='switch', release='r1')
+    res = run_module(check=True, path=str(base), state='switch', release='r1')
     assert res['changed'] is True and res['manifest_rebuilt'] is True
     assert snapshot(base) == before
 
 
 # ------------------------------------------------------------------ deploy lock (lease) through the module
 
-def test_lock_protocol(capsys, base):
-    res = run_module(capsys, path=str(base), state='lock', lock_id='run-1', lock_play='Deploy shop', lock_owner='alice',
+def test_lock_protocol(run_module, base):
+    res = run_module(path=str(base), state='lock', lock_id='run-1', lock_play='Deploy shop', lock_owner='alice',
                      lock_host='ctl.example', lock_pid=4242, lock_ttl=600)
     assert res['changed'] is True and res['lock_taken_over'] is False
     assert res['lock']['lock_id'] == 'run-1' and res['lock']['pid'] == 4242 and res['lock']['expired'] is False
     # same id again: renewal
-    res = run_module(capsys, path=str(base), state='lock', lock_id='run-1')
+    res = run_module(path=str(base), state='lock', lock_id='run-1')
     assert res['changed'] is False
     # another deploy waits, then fails naming the holder
     start = time.monotonic()
-    res = run_module(capsys, path=str(base), state='lock', lock_id='run-2', lock_timeout=1)
+    res = run_module(path=str(base), state='lock', lock_id='run-2', lock_timeout=1)
     assert time.monotonic() - start >= 0.9
     assert res['failed']
     for part in ('lock_id=run-1', 'owner=alice', 'host=ctl.example', 'pid=4242', 'since=', 'Deploy shop'):
         assert part in res['msg']
     assert res['holder']['lock_id'] == 'run-1'
     # mutations: without lock_id refused, with the wrong one refused, with ours fine, with force fine
-    res = run_module(capsys, path=str(base), state='prepare', release='v1')
+    res = run_module(path=str(base), state='prepare', release='v1')
     assert res['failed'] and 'another deploy holds the deploy lock' in res['msg']
-    res = run_module(capsys, path=str(base), state='prepare', release='v1', lock_id='run-2')
+    res = run_module(path=str(base), state='prepare', release='v1', lock_id='run-2')
     assert res['failed'] and 'not by lock_id run-2' in res['msg']
     assert not os.path.exists(os.path.join(str(base), 'releases', 'v1'))
-    res = run_module(capsys, path=str(base), state='prepare', release='v1', lock_id='run-1')
+    res = run_module(path=str(base), state='prepare', release='v1', lock_id='run-1')
     assert res['changed'] is True
-    res = run_module(capsys, path=str(base), state='switch', release='v1', force=True)
+    res = run_module(path=str(base), state='switch', release='v1', force=True)
     assert res['changed'] is True and any('force' in w for w in res['warnings'])
     # query shows the lease
-    res = run_module(capsys, path=str(base), state='query')
+    res = run_module(path=str(base), state='query')
     assert res['lock']['lock_id'] == 'run-1'
     # unlock: wrong id refused, own id fine
-    res = run_module(capsys, path=str(base), state='unlock', lock_id='run-2')
+    res = run_module(path=str(base), state='unlock', lock_id='run-2')
     assert res['failed'] and 'refusing to release' in res['msg']
-    res = run_module(capsys, path=str(base), state='unlock', lock_id='run-1')
+    res = run_module(path=str(base), state='unlock', lock_id='run-1')
     assert res['changed'] is True and res['lock'] is None and res['previous_holder']['lock_id'] == 'run-1'
-    res = run_module(capsys, path=str(base), state='unlock', lock_id='run-1')
+    res = run_module(path=str(base), state='unlock', lock_id='run-1')
     assert res['changed'] is False
     # lock_id given but lease gone
-    res = run_module(capsys, path=str(base), state='prune', lock_id='run-1')
+    res = run_module(path=str(base), state='prune', lock_id='run-1')
     assert res['failed'] and 'no deploy lock is held' in res['msg']
 
 
-def test_lock_ttl_expired_is_taken_over(capsys, base):
+def test_lock_ttl_expired_is_taken_over(run_module, base):
     sd = os.path.join(str(base), '.zerodown')
     acquire_lease(sd, 'stuck-run', ttl=60, play='old deploy', clock=lambda: time.time() - 7200)
-    res = run_module(capsys, path=str(base), state='prune')  # an expired lease blocks nobody
+    res = run_module(path=str(base), state='prune')  # an expired lease blocks nobody
     assert not res.get('failed')
     assert any('ignoring the expired deploy lock' in w and 'stuck-run' in w for w in res['warnings'])
-    res = run_module(capsys, path=str(base), state='lock', lock_id='run-2')
+    res = run_module(path=str(base), state='lock', lock_id='run-2')
     assert res['changed'] is True and res['lock_taken_over'] is True
     assert res['previous_holder']['lock_id'] == 'stuck-run'
     assert any('took over' in w for w in res['warnings'])
     assert read_lease(sd)[0]['lock_id'] == 'run-2'
     # the old run notices at its next mutation
-    res = run_module(capsys, path=str(base), state='prepare', lock_id='stuck-run')
+    res = run_module(path=str(base), state='prepare', lock_id='stuck-run')
     assert res['failed'] and 'taken over' in res['msg']
 
 
-def test_force_unlock(capsys, base):
+def test_force_unlock(run_module, base):
     acquire_lease(os.path.join(str(base), '.zerodown'), 'run-1')
-    res = run_module(capsys, path=str(base), state='unlock', force=True)
+    res = run_module(path=str(base), state='unlock', force=True)
     assert res['changed'] is True and res['previous_holder']['lock_id'] == 'run-1'
 
 
-def test_unlock_requires_lock_id(capsys, base):
-    res = run_module(capsys, path=str(base), state='unlock')
+def test_unlock_requires_lock_id(run_module, base):
+    res = run_module(path=str(base), state='unlock')
     assert res['failed'] and 'lock_id' in res['msg']
-    res = run_module(capsys, path=str(base), state='lock')
+    res = run_module(path=str(base), state='lock')
     assert res['failed'] and 'lock_id' in res['msg']
 
 

@@ -33,16 +33,6 @@ from ansible.module_utils.common import warnings as warnings_module
 
 from ansible_collections.zerodown.deploy.plugins.modules import zero_downtime_restart as zdr_module
 
-try:
-    from ansible.module_utils.testing import patch_module_args
-except ImportError:  # ansible-core < 2.19
-    from unittest import mock
-
-    @contextlib.contextmanager
-    def patch_module_args(args=None):
-        payload = json.dumps({'ANSIBLE_MODULE_ARGS': args or {}}).encode()
-        with mock.patch.object(basic, '_ANSIBLE_ARGS', payload):
-            yield
 
 
 # ------------------------------------------------------------------ the fake systemctl
@@ -317,25 +307,14 @@ class FakeApp:
 
 
 @pytest.fixture
-def short_dir(tmp_path):
-    """A directory for Unix sockets; pytest's tmp_path can exceed the 107-byte socket path limit."""
-    if len(str(tmp_path)) < 80:
-        yield str(tmp_path)
-        return
-    path = tempfile.mkdtemp(prefix='zd-zdr-')
-    yield path
-    shutil.rmtree(path, ignore_errors=True)
-
-
-@pytest.fixture
-def world(short_dir, monkeypatch):
+def world(sock_dir, monkeypatch):
     """Build a fake system and a real server: world(units, behaviour=..., health_status=...)."""
     made = []
 
     def make(units, behaviour=None, health_status=200):
-        system = FakeSystem(short_dir, units, behaviour, health_status)
+        system = FakeSystem(sock_dir, units, behaviour, health_status)
         monkeypatch.setenv('PATH', system.bin_dir + os.pathsep + os.environ.get('PATH', ''))
-        app = FakeApp(os.path.join(short_dir, 'app.sock'), system.state_path)
+        app = FakeApp(os.path.join(sock_dir, 'app.sock'), system.state_path)
         made.append(app)
         system.app = app
         system.target = 'unix:' + app.path
@@ -346,28 +325,10 @@ def world(short_dir, monkeypatch):
         app.close()
 
 
-def _clear_warnings():
-    registry = getattr(warnings_module, '_global_warnings', None)
-    if registry is not None:
-        registry.clear()
-    deprecations = getattr(warnings_module, '_global_deprecations', None)
-    if deprecations is not None:
-        deprecations.clear()
-
-
-def run_module(capsys, check=False, **args):
-    """Run main() like Ansible would and return the parsed result (``failed`` set on failure)."""
-    args = dict(args)
-    if check:
-        args['_ansible_check_mode'] = True
-    _clear_warnings()
-    with patch_module_args(args):
-        with pytest.raises(SystemExit) as exc:
-            zdr_module.main()
-    result = json.loads(capsys.readouterr().out)
-    result['warnings'] = [w['event']['msg'] if isinstance(w, dict) else w for w in result.get('warnings', [])]
-    assert (exc.value.code not in (0, None)) == bool(result.get('failed'))
-    return result
+@pytest.fixture
+def run_module(module_runner):
+    """run_module(check=False, **args): the module's main() run like Ansible would."""
+    return lambda check=False, **args: module_runner(zdr_module.main, check=check, **args)
 
 
 # Light, short load: every module run below takes about a second.
@@ -391,11 +352,11 @@ def assert_phase_shape(result):
 # ------------------------------------------------------------------ restart modes
 
 
-def test_plain_restart_with_queued_connections_drops_nothing(world, capsys):
+def test_plain_restart_with_queued_connections_drops_nothing(world, run_module):
     # The restart blocks 0.3 s (like Type=notify until READY=1) while the server does not accept:
     # connections wait in the backlog, nothing fails, the latency and the gap show the pause.
     system = world({'hello.service': 100}, {'*': {'effect': 'queue', 'down_s': 0.3, 'block_s': 0.3}})
-    result = run_module(capsys, **fast(system, service='hello.service'))
+    result = run_module(**fast(system, service='hello.service'))
     assert not result.get('failed'), result['msg']
     assert result['changed'] is True and result['mode'] == 'restart' and result['units'] == ['hello.service']
     assert result['failed_requests'] == 0 and result['requests'] > 50 and result['ok_requests'] == result['requests']
@@ -419,11 +380,11 @@ def test_plain_restart_with_queued_connections_drops_nothing(world, capsys):
     assert_phase_shape(result)
 
 
-def test_rolling_restart_waits_for_each_instance(world, capsys):
+def test_rolling_restart_waits_for_each_instance(world, run_module):
     # Each instance reports "activating" (no MainPID) for 0.3 s after systemctl returns: the
     # module must wait for it to be active with a new PID and healthy before the next one.
     system = world({'hello@1.service': 100, 'hello@2.service': 200}, {'*': {'ready_after_s': 0.3}})
-    result = run_module(capsys, **fast(system, instances=2, mode='rolling'))
+    result = run_module(**fast(system, instances=2, mode='rolling'))
     assert not result.get('failed'), result['msg']
     assert result['mode'] == 'rolling' and result['units'] == ['hello@1.service', 'hello@2.service']
     assert result['failed_requests'] == 0
@@ -453,30 +414,30 @@ def test_rolling_restart_waits_for_each_instance(world, capsys):
     ('auto', 1, 'restart', [['hello.service']]),
     ('restart', 2, 'restart', [['hello@1.service', 'hello@2.service']]),
 ])
-def test_mode_auto_and_restart_all_at_once(world, capsys, mode, instances, expected_mode, restart_calls):
+def test_mode_auto_and_restart_all_at_once(world, run_module, mode, instances, expected_mode, restart_calls):
     units = {'hello.service': 50} if instances == 1 else {'hello@1.service': 100, 'hello@2.service': 200}
     system = world(units)
-    result = run_module(capsys, **fast(system, mode=mode, instances=instances, baseline_seconds=0.1, tail_seconds=0.1))
+    result = run_module(**fast(system, mode=mode, instances=instances, baseline_seconds=0.1, tail_seconds=0.1))
     assert not result.get('failed'), result['msg']
     assert result['mode'] == expected_mode and result['failed_requests'] == 0
     assert [e['units'] for e in system.log('restart') if 'units' in e] == restart_calls
     assert all(p['new'] not in (None, 0, p['old']) for p in result['pids'].values())
 
 
-def test_reload_mode(world, capsys):
+def test_reload_mode(world, run_module):
     system = world({'hello.service': 100})
-    result = run_module(capsys, **fast(system, mode='reload', baseline_seconds=0.1, tail_seconds=0.1))
+    result = run_module(**fast(system, mode='reload', baseline_seconds=0.1, tail_seconds=0.1))
     assert not result.get('failed'), result['msg']
     assert result['mode'] == 'reload' and result['pids'] == {'hello.service': {'old': 100, 'new': 100}}
     assert system.state()['units']['hello.service']['reloads'] == 1
     assert result['report'].startswith('hello: reload of 1 instance, ')
 
 
-def test_command_mode(world, capsys, tmp_path):
+def test_command_mode(world, run_module, tmp_path):
     system = world({'hello.service': 100})
     flag = str(tmp_path / 'ran')
     command = [sys.executable, '-c', 'import sys; open(sys.argv[1], "w").write("ran")', flag]
-    result = run_module(capsys, **fast(system, mode='command', command=command, baseline_seconds=0.1, tail_seconds=0.1))
+    result = run_module(**fast(system, mode='command', command=command, baseline_seconds=0.1, tail_seconds=0.1))
     assert not result.get('failed'), result['msg']
     assert result['mode'] == 'command' and result['command'] == command and result['changed'] is True
     with open(flag) as f:
@@ -487,7 +448,7 @@ def test_command_mode(world, capsys, tmp_path):
 
     # A failing command fails the task with its output, and still reports the load.
     failing = [sys.executable, '-c', 'import sys; sys.stderr.write("boom"); sys.exit(3)']
-    result = run_module(capsys, **fast(system, mode='command', command=failing, baseline_seconds=0.1, tail_seconds=0.1))
+    result = run_module(**fast(system, mode='command', command=failing, baseline_seconds=0.1, tail_seconds=0.1))
     assert result['failed'] and 'failed with rc 3: boom' in result['msg']
     assert result['changed'] is True and result['requests'] > 0 and result['steps'][0]['rc'] == 3
 
@@ -495,10 +456,10 @@ def test_command_mode(world, capsys, tmp_path):
 # ------------------------------------------------------------------ verdicts
 
 
-def test_refused_connections_fail_the_task_with_counts(world, capsys):
+def test_refused_connections_fail_the_task_with_counts(world, run_module):
     # The "restart" closes the socket for 0.3 s: clients get connection refused.
     system = world({'hello.service': 100}, {'*': {'effect': 'refuse', 'down_s': 0.3, 'block_s': 0.3}})
-    result = run_module(capsys, **fast(system))
+    result = run_module(**fast(system))
     assert result['failed'] is True and result['changed'] is True
     assert result['failures_by_kind']['connect_refused'] > 0
     failed = sum(result['failures_by_kind'].values())
@@ -511,16 +472,16 @@ def test_refused_connections_fail_the_task_with_counts(world, capsys):
     assert result['pids']['hello.service']['new'] == 1001 and result['report'] in result['msg']
 
     # The same failures within max_failed pass, and are still reported.
-    allowed = run_module(capsys, **fast(system, max_failed=100000))
+    allowed = run_module(**fast(system, max_failed=100000))
     assert 'failed' not in allowed and allowed['failures_by_kind']['connect_refused'] > 0
     assert allowed['failed_requests'] == sum(allowed['failures_by_kind'].values()) > 0
 
 
-def test_latency_ratio_bound(world, capsys):
+def test_latency_ratio_bound(world, run_module):
     # Answers take 500 ms longer while the "restart" runs: p99 during >> p99 baseline, with a wide
     # margin because a loaded test machine can push the baseline p99 to tens of milliseconds.
     system = world({'hello.service': 100}, {'*': {'effect': 'slow', 'delay_s': 0.5, 'down_s': 0.6, 'block_s': 0.3}})
-    result = run_module(capsys, **fast(system, max_latency_ratio=3, baseline_seconds=0.5))
+    result = run_module(**fast(system, max_latency_ratio=3, baseline_seconds=0.5))
     details = json.dumps({k: result.get(k) for k in ('msg', 'phases', 'steps', 'latency_ratio', 'warnings')})
     assert result.get('failed') is True, details
     assert result['failures_by_kind']['connect_refused'] == 0 and result['latency_ratio'] > 3, details
@@ -528,17 +489,17 @@ def test_latency_ratio_bound(world, capsys):
     assert result['phases']['during']['latency_ms']['p99'] >= 500
 
 
-def test_unit_that_does_not_exist_fails_before_any_load(world, capsys):
+def test_unit_that_does_not_exist_fails_before_any_load(world, run_module):
     system = world({'hello.service': 100})
-    result = run_module(capsys, **fast(system, service='nosuch'))
+    result = run_module(**fast(system, service='nosuch'))
     assert result['failed'] is True and not result.get('changed')
     assert 'nosuch.service does not exist' in result['msg'] and 'LoadState=not-found' in result['msg']
     assert system.log('restart') == [] and system.app.requests == 0
 
 
-def test_unit_that_fails_to_start_fails_with_its_state(world, capsys):
+def test_unit_that_fails_to_start_fails_with_its_state(world, run_module):
     system = world({'hello@1.service': 100, 'hello@2.service': 200}, {'*': {'fail': True, 'block_s': 0.05}})
-    result = run_module(capsys, **fast(system, instances=2))
+    result = run_module(**fast(system, instances=2))
     assert result['failed'] is True and result['changed'] is True
     assert 'restart hello@1.service failed with rc 1' in result['msg'] and 'ActiveState=failed' in result['msg']
     # Rolling stopped at the first instance; the load was measured anyway.
@@ -546,10 +507,10 @@ def test_unit_that_fails_to_start_fails_with_its_state(world, capsys):
     assert result['requests'] > 0 and result['pids']['hello@2.service'] == {'old': None, 'new': None}
 
 
-def test_health_path_never_ready_fails_after_ready_timeout(world, capsys):
+def test_health_path_never_ready_fails_after_ready_timeout(world, run_module):
     system = world({'hello.service': 100}, {'*': {'health_status_after': 503}})
     started = time.monotonic()
-    result = run_module(capsys, **fast(system, ready_timeout=0.5))
+    result = run_module(**fast(system, ready_timeout=0.5))
     assert time.monotonic() - started < 5
     assert result['failed'] is True
     assert 'health check GET /health through unix:' in result['msg'] and 'answers: HTTP 503 x' in result['msg']
@@ -559,10 +520,10 @@ def test_health_path_never_ready_fails_after_ready_timeout(world, capsys):
 # ------------------------------------------------------------------ check mode, timeline
 
 
-def test_check_mode_does_nothing(world, capsys, tmp_path):
+def test_check_mode_does_nothing(world, run_module, tmp_path):
     system = world({'hello@1.service': 100, 'hello@2.service': 200})
     timeline = str(tmp_path / 'timeline.json')
-    result = run_module(capsys, check=True, **fast(system, instances=2, timeline_path=timeline,
+    result = run_module(check=True, **fast(system, instances=2, timeline_path=timeline,
                                                    health_target='http://127.0.0.1:9/ignored'))
     assert result['changed'] is True and not result.get('failed')
     assert result['mode'] == 'rolling' and result['units'] == ['hello@1.service', 'hello@2.service']
@@ -577,10 +538,10 @@ def test_check_mode_does_nothing(world, capsys, tmp_path):
     assert not os.path.exists(timeline)
 
 
-def test_timeline_written_as_json(world, capsys, tmp_path):
+def test_timeline_written_as_json(world, run_module, tmp_path):
     system = world({'hello.service': 100}, {'*': {'effect': 'queue', 'down_s': 0.2, 'block_s': 0.2}})
     path = str(tmp_path / 'timeline.json')
-    result = run_module(capsys, **fast(system, timeline_path=path))
+    result = run_module(**fast(system, timeline_path=path))
     assert not result.get('failed'), result['msg']
     assert result['timeline_path'] == path
     with open(path) as f:
@@ -631,19 +592,19 @@ def test_timeline_written_as_json(world, capsys, tmp_path):
     (dict(marker_header='X Bad'), 'marker_header must be an HTTP header name'),
     (dict(timeline_path='/nonexistent-zerodown-dir/t.json'), 'timeline_path: directory /nonexistent-zerodown-dir does not exist'),
 ])
-def test_argument_validation(world, capsys, args, message):
+def test_argument_validation(world, run_module, args, message):
     system = world({'hello.service': 100})
-    result = run_module(capsys, **fast(system, **args))
+    result = run_module(**fast(system, **args))
     assert result['failed'] is True and message in result['msg']
     assert system.log() == [] and system.app.requests == 0
 
 
-def test_defaults_and_http_target_path(world, capsys):
+def test_defaults_and_http_target_path(world, run_module):
     # The default target is the socket_service role's default socket; an http:// URL path is ignored with a warning.
     system = world({'hello.service': 100})
-    result = run_module(capsys, check=True, service='hello')
+    result = run_module(check=True, service='hello')
     assert result['target'] == 'unix:/run/hello.sock' == result['health_target'] and result['mode'] == 'restart'
     assert result['bounds']['max_duration'] == 120.0 and result['bounds']['max_requests'] == 50000 and result['bounds']['workers'] == 4
-    result = run_module(capsys, check=True, service='hello', target='http://127.0.0.1/path-ignored')
+    result = run_module(check=True, service='hello', target='http://127.0.0.1/path-ignored')
     assert result['target'] == '127.0.0.1:80' and any('/path-ignored in target is ignored' in w for w in result['warnings'])
     assert system.log() == []
