@@ -10,11 +10,9 @@ import contextlib
 import errno
 import http.client
 import os
-import shutil
 import socket
 import socketserver
 import struct
-import tempfile
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer

@@ -4,7 +4,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
 import os
@@ -15,13 +14,10 @@ import time
 
 import pytest
 
-from ansible.module_utils import basic
-from ansible.module_utils.common import warnings as warnings_module
 
 from ansible_collections.zerodown.deploy.plugins.module_utils._lock import acquire_lease, read_lease
 from ansible_collections.zerodown.deploy.plugins.modules import release as release_module
 from ansible_collections.zerodown.deploy.plugins.modules.release import ReleaseError, ReleaseManager, validate_release_id
-
 
 
 # ------------------------------------------------------------------ helpers

@@ -14,25 +14,19 @@ socket), to close its socket (connections are refused), or to answer slowly.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import select
-import shutil
 import socket
 import stat
 import sys
-import tempfile
 import threading
 import time
 
 import pytest
 
-from ansible.module_utils import basic
-from ansible.module_utils.common import warnings as warnings_module
 
 from ansible_collections.zerodown.deploy.plugins.modules import zero_downtime_restart as zdr_module
-
 
 
 # ------------------------------------------------------------------ the fake systemctl
@@ -523,8 +517,8 @@ def test_health_path_never_ready_fails_after_ready_timeout(world, run_module):
 def test_check_mode_does_nothing(world, run_module, tmp_path):
     system = world({'hello@1.service': 100, 'hello@2.service': 200})
     timeline = str(tmp_path / 'timeline.json')
-    result = run_module(check=True, **fast(system, instances=2, timeline_path=timeline,
-                                                   health_target='http://127.0.0.1:9/ignored'))
+    options = fast(system, instances=2, timeline_path=timeline, health_target='http://127.0.0.1:9/ignored')
+    result = run_module(check=True, **options)
     assert result['changed'] is True and not result.get('failed')
     assert result['mode'] == 'rolling' and result['units'] == ['hello@1.service', 'hello@2.service']
     assert result['target'] == system.target and result['health_target'] == '127.0.0.1:9'
