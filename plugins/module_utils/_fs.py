@@ -99,10 +99,7 @@ def atomic_write(path: str, data: t.Union[bytes, str], mode: int = 0o644, durabl
             os.close(fd)
         os.replace(tmp, path)
     except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
+        _discard(tmp)
         raise
     if durable:
         fsync_dir(directory)
@@ -140,13 +137,18 @@ def atomic_symlink(target: str, link_path: str, durable: bool = True) -> None:
     try:
         os.replace(tmp, link_path)
     except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
+        _discard(tmp)
         raise
     if durable:
         fsync_dir(directory)
+
+
+def _discard(path: str) -> None:
+    """Remove a temporary file left by a failed write or swap; a failure to remove it must not hide the original error."""
+    try:
+        os.unlink(path)
+    except OSError:
+        pass
 
 
 def read_link(path: str) -> t.Optional[str]:
