@@ -59,6 +59,47 @@ def load_tool(container):
     return run
 
 
+class BackgroundLoad:
+    """Bounded load inside a container that runs until stop() (or its own bounds), across whole playbook runs."""
+
+    def __init__(self, container, endpoint, tag, duration=600, max_requests=200000, workers=4, extra=()):
+        self.container = container
+        self.stop_file = "/tmp/zd-load-%s.stop" % tag
+        podman("exec", container, "mkdir", "-p", REMOTE_TOOL_DIR)
+        for path in LOAD_FILES:
+            podman("cp", path, "%s:%s/" % (container, REMOTE_TOOL_DIR))
+        podman("exec", container, "rm", "-f", self.stop_file)
+        wait = "while [ ! -e %s ]; do sleep 0.1; done" % self.stop_file
+        argv = ["podman", "exec", container, "python3", REMOTE_TOOL_DIR + "/restart_under_load.py", "--endpoint", endpoint,
+                "--duration", str(duration), "--max-requests", str(max_requests), "--workers", str(workers), "--settle", "1",
+                "--marker-header", "X-Served-By", "--command-timeout", str(duration), *extra, "--command", "sh -c '%s'" % wait]
+        self.process = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+    def stop(self):
+        """End the load; returns its JSON report (requests, failed, failures_by_kind, markers, ...)."""
+        podman("exec", self.container, "touch", self.stop_file)
+        out, err = self.process.communicate(timeout=120)
+        assert out, "background load printed nothing (rc %s): %s" % (self.process.returncode, err)
+        return json.loads(out)
+
+
+@pytest.fixture(scope="module")
+def background_load():
+    """start(container, endpoint, tag, ...) -> BackgroundLoad; every load still running at the end is stopped."""
+    started = []
+
+    def start(*args, **kwargs):
+        load = BackgroundLoad(*args, **kwargs)
+        started.append(load)
+        return load
+
+    yield start
+    for load in started:
+        if load.process.poll() is None:
+            podman("exec", load.container, "touch", load.stop_file, check=False)
+            load.process.kill()
+
+
 @pytest.fixture(scope="module")
 def play(container):
     """Run a one-role play against the container; returns the CompletedProcess.

@@ -472,7 +472,8 @@ import typing as t
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.zerodown.deploy.plugins.module_utils._fs import atomic_write
-from ansible_collections.zerodown.deploy.plugins.module_utils._http import parse_endpoint, request
+from ansible_collections.zerodown.deploy.plugins.module_utils._health import SHOW_PROPERTIES, NotHealthy, describe_state, parse_show, wait_healthy
+from ansible_collections.zerodown.deploy.plugins.module_utils._http import parse_endpoint
 from ansible_collections.zerodown.deploy.plugins.module_utils._load import (
     BEGIN_MARK,
     END_MARK,
@@ -485,11 +486,9 @@ MODES = ('auto', 'restart', 'rolling', 'reload', 'command')
 SERVICE_RE = re.compile(r'[A-Za-z0-9][A-Za-z0-9_.:\\-]{0,199}')  # used with fullmatch()
 # Module phase names for the load generator's before / during / after.
 PHASE_NAMES = (('baseline', 'before'), ('during', 'during'), ('tail', 'after'))
-SHOW_PROPERTIES = ('Id', 'LoadState', 'ActiveState', 'SubState', 'Result', 'MainPID', 'Type')
 READY_SUCCESSES = 3
 POLL_INTERVAL = 0.05
 PROBE_TIMEOUT = 5.0
-PROBE_MIN_TIMEOUT = 1.0
 OUTPUT_TAIL = 2000
 
 MAX_INSTANCES = 256
@@ -669,24 +668,6 @@ class Plan:
 # -- systemd --------------------------------------------------------------------------------
 
 
-def parse_show(text: str) -> dict:
-    """``KEY=VALUE`` lines of ``systemctl show`` as a dict (MainPID as int)."""
-    state = {}
-    for line in text.splitlines():
-        key, sep, value = line.partition('=')
-        if sep:
-            state[key.strip()] = value.strip()
-    try:
-        state['MainPID'] = int(state.get('MainPID') or 0)
-    except ValueError:
-        state['MainPID'] = 0
-    return state
-
-
-def describe_state(unit: str, state: dict) -> str:
-    return '%s: %s' % (unit, ' '.join('%s=%s' % (key, state.get(key, '?')) for key in SHOW_PROPERTIES[1:]))
-
-
 def _tail(text: str) -> str:
     text = (text or '').strip()
     return text[-OUTPUT_TAIL:]
@@ -790,28 +771,11 @@ class Action:
     def wait_healthy(self, deadline: float) -> None:
         """Wait for READY_SUCCESSES consecutive 2xx answers of the health path."""
         plan = self.plan
-        streak = 0
-        seen = {}
-        while True:
-            remaining = deadline - time.monotonic()
-            # A probe may overrun the deadline by up to PROBE_MIN_TIMEOUT rather than time out for want of time.
-            probe_timeout = min(plan.timeout, PROBE_TIMEOUT, max(remaining, PROBE_MIN_TIMEOUT))
-            answer = request(plan.health_target, 'GET', plan.health_path, timeout=probe_timeout, host_header=plan.host_header)
-            outcome = 'HTTP %d' % answer.status if answer.status is not None else answer.kind
-            seen[outcome] = seen.get(outcome, 0) + 1
-            if answer.status is not None and 200 <= answer.status < 300:
-                streak += 1
-                if streak >= READY_SUCCESSES:
-                    return
-            else:
-                streak = 0
-            if time.monotonic() >= deadline:
-                last = outcome if answer.status is not None else '%s (%s)' % (answer.kind, answer.error)
-                tally = ', '.join('%s x%d' % (key, count) for key, count in sorted(seen.items(), key=lambda item: -item[1]))
-                raise ActionError('health check GET %s through %s did not answer 2xx %d times in a row within ready_timeout (%s s); '
-                                  'last answer: %s; answers: %s' % (plan.health_path, plan.health_target, READY_SUCCESSES,
-                                                                    _num(plan.ready_timeout), last, tally))
-            time.sleep(POLL_INTERVAL)
+        try:
+            wait_healthy(plan.health_target, plan.health_path, deadline, successes=READY_SUCCESSES, host_header=plan.host_header,
+                         probe_timeout=min(plan.timeout, PROBE_TIMEOUT), interval=POLL_INTERVAL, limit=plan.ready_timeout)
+        except NotHealthy as exc:
+            raise ActionError(str(exc))
 
     def _ready(self, step: dict, units, new_pid: bool) -> None:
         deadline = time.monotonic() + self.plan.ready_timeout

@@ -1,0 +1,402 @@
+# Copyright (c) 2026, zerodown.deploy developers
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""The whole deploy, checked on two systemd containers at once.
+
+converge.yml deployed release v1 of the sample app ("shop", gunicorn behind
+nginx as shop.test) to zd-app (one instance) and zd-app-two (two instances,
+rolling restarts). Every play below is the collection's own playbook
+(zerodown.deploy.deploy, .rollback, .verify) run against both containers,
+with the inventory an operator would write (vars/app.yml as group vars).
+The tests run in file order and build on each other:
+
+  v2 under load (0 failed, new PIDs, report) -> v3 crashes at boot (rejected
+  in the pre-flight, nothing live touched, 0 failed) -> v4 fails behind its
+  real server name (switched, gate fails, rolled back automatically, marked
+  bad) -> rollback.yml back to v1 -> verify.yml -> the same release again
+  (no change) -> check mode -> bad input.
+
+During the deploys a separate load generator in each container sends GET
+and POST requests through nginx for the whole playbook run, not only during
+the restart the playbook measures itself.
+"""
+import json
+import os
+import re
+import shutil
+import subprocess
+import tempfile
+
+import yaml
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+SCENARIO = os.path.dirname(HERE)
+ROOT = os.path.dirname(os.path.dirname(SCENARIO))
+APP_SOURCE = os.path.join(ROOT, "tests", "apps", "hello_wsgi.py")
+SOURCES = "/tmp/zd-app-sources"
+HOSTS = {"zd-app": 1, "zd-app-two": 2}
+BASE = "/srv/shop"
+NGINX = "http://127.0.0.1:80"
+SERVER_NAME = "shop.test"
+REJECTED_BASE = "/srv/rejected"
+
+
+def app_vars():
+    with open(os.path.join(SCENARIO, "vars", "app.yml"), encoding="utf-8") as handle:
+        return yaml.safe_load(handle)
+
+
+def source_tree(name, **settings):
+    """A release of the sample app on the controller; the same name and settings give the same revision."""
+    path = os.path.join(SOURCES, name)
+    os.makedirs(path, exist_ok=True)
+    shutil.copy(APP_SOURCE, os.path.join(path, "hello_wsgi.py"))
+    with open(os.path.join(path, "release.json"), "w", encoding="utf-8") as handle:
+        handle.write(json.dumps(dict({"release": name}, **settings)))
+    return path
+
+
+def report_files(container):
+    result = podman_exec(container, "sh", "-c", "ls %s/.zerodown/reports/*.json 2>/dev/null || true" % BASE)
+    return set(name for name in result.stdout.split() if not name.endswith("-timeline.json"))
+
+
+class Play:
+    """One run of a collection playbook against both containers.
+
+    The result's .reports maps each host to the JSON report the run wrote
+    there (the app_report fact, plus the restart's raw measurements).
+    """
+
+    def __init__(self, playbook, extra=None, check=False, hosts=None):
+        self.directory = tempfile.mkdtemp(prefix="zd-app-")
+        self.hosts = hosts = hosts or HOSTS
+        inventory = {"all": {
+            "hosts": dict((name, {"app_instances": instances}) for name, instances in hosts.items()),
+            "vars": dict(app_vars(), ansible_connection="containers.podman.podman", ansible_python_interpreter="/usr/bin/python3"),
+        }}
+        self.inventory = self._write("inventory.yml", yaml.safe_dump(inventory))
+        self.extra = self._write("extra.json", json.dumps(extra or {}))
+        self.argv = ["ansible-playbook", "-i", self.inventory, "-e", "@" + self.extra, "zerodown.deploy.%s" % playbook]
+        if check:
+            self.argv.append("--check")
+
+    def _write(self, name, text):
+        path = os.path.join(self.directory, name)
+        with open(path, "w", encoding="utf-8") as handle:
+            handle.write(text)
+        return path
+
+    def run(self):
+        before = dict((name, report_files(name)) for name in self.hosts)
+        env = dict(os.environ, ANSIBLE_NOCOLOR="1", ANSIBLE_CALLBACK_RESULT_FORMAT="yaml", ANSIBLE_PIPELINING="1")
+        proc = subprocess.run(self.argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env, check=False)
+        proc.reports = {}
+        for name in self.hosts:
+            new = sorted(report_files(name) - before[name])
+            assert len(new) <= 1, new
+            if new:
+                proc.reports[name] = json.loads(podman_exec(name, "cat", new[0]).stdout)
+        shutil.rmtree(self.directory, ignore_errors=True)
+        return proc
+
+
+def deploy(name, **settings):
+    return Play("deploy", {"app_source": {"type": "local", "path": source_tree(name, **settings)}}).run()
+
+
+def said(proc):
+    return " ".join(proc.stdout.split())
+
+
+def recap(proc):
+    found = dict((host, dict(zip(("ok", "changed", "unreachable", "failed"), map(int, numbers))))
+                 for host, *numbers in re.findall(r"^(\S+)\s*:\s*ok=(\d+)\s+changed=(\d+)\s+unreachable=(\d+)\s+failed=(\d+)",
+                                                  proc.stdout, re.M))
+    return found
+
+
+def ok(proc):
+    assert proc.returncode == 0, proc.stdout[-6000:]
+    return proc
+
+
+def podman_exec(container, *argv):
+    return subprocess.run(["podman", "exec", container, *argv], capture_output=True, text=True, check=False)
+
+
+GET = r"""
+import http.client, json, sys
+conn = http.client.HTTPConnection("127.0.0.1", 80, timeout=10)
+conn.request("GET", "/", headers={"Host": sys.argv[1]})
+response = conn.getresponse()
+print(json.dumps({"status": response.status, "body": response.read().decode()}))
+"""
+
+
+def served(container):
+    """What nginx answers for shop.test: {"status", "release", "pid"}."""
+    result = json.loads(podman_exec(container, "python3", "-c", GET, SERVER_NAME).stdout)
+    if result["status"] == 200:
+        result.update(json.loads(result.pop("body")))
+    return result
+
+
+def state(container):
+    """current's target and the manifest's release statuses."""
+    current = podman_exec(container, "readlink", BASE + "/current").stdout.strip()
+    manifest = json.loads(podman_exec(container, "cat", BASE + "/.zerodown/manifest.json").stdout)
+    return {"current": current.rsplit("/", 1)[-1], "releases": manifest["releases"],
+            "statuses": dict((rid, entry["status"]) for rid, entry in manifest["releases"].items())}
+
+
+def main_pids(container):
+    units = ["shop.service"] if HOSTS[container] == 1 else ["shop@%d.service" % i for i in range(1, HOSTS[container] + 1)]
+    return dict((unit, podman_exec(container, "systemctl", "show", "--property=MainPID", "--value", unit).stdout.strip())
+                for unit in units)
+
+
+def loads_during(background_load, action):
+    """Run action() while every container has a load through nginx; returns (action's result, {container: load report})."""
+    # A steady rate, so the bounds (10 minutes, 120000 requests) are never what ends it: it spans the whole playbook run.
+    loads = dict((name, background_load(name, NGINX, "app-%s" % name, workers=4, max_requests=120000,
+                                        extra=("--host-header", SERVER_NAME, "--rate", "150")))
+                 for name in HOSTS)
+    try:
+        result = action()
+    finally:
+        reports = dict((name, load.stop()) for name, load in loads.items())
+    for name, report in reports.items():
+        assert report["stopped_by"] not in ("duration", "max_requests") and report["load_covered_commands"], (name, report["stopped_by"])
+    return result, reports
+
+
+def show(title, proc, loads):
+    """Print the measurements (the closing notes quote them)."""
+    print("\n== %s" % title)
+    for host in HOSTS:
+        report = proc.reports.get(host) or {}
+        load = loads.get(host, {})
+        print("%-11s instances=%d outcome=%s %s -> %s | restart %s: %s requests, %s failed, p99 %s ms, max %s ms | "
+              "whole-run load: %d requests, %d failed %s" % (
+                  host, HOSTS[host], report.get("outcome"), report.get("release_from"), report.get("release_to"), report.get("mode"),
+                  report.get("requests"), report.get("failed_requests"), report.get("during_p99_ms"), report.get("during_max_ms"),
+                  load.get("requests", 0), load.get("failed", 0), dict((k, v) for k, v in load.get("failures_by_kind", {}).items() if v)))
+
+
+# --------------------------------------------------------------------------- v1 from converge
+
+def test_v1_serves_through_nginx_on_a_socket_only_nginx_may_use(host):
+    for container, instances in HOSTS.items():
+        answer = served(container)
+        assert answer["status"] == 200 and answer["release"] == "v1", answer
+        assert all(pid.isdigit() and pid != "0" for pid in main_pids(container).values())
+        sock = podman_exec(container, "stat", "-c", "%U:%G %a", "/run/shop/shop.sock").stdout.split()
+        assert sock == ["root:www-data", "660"]
+        # No pre-flight unit outlives its deploy.
+        assert podman_exec(container, "systemctl", "list-units", "--all", "--no-legend", "shop-preflight*").stdout.strip() == ""
+        env = podman_exec(container, "stat", "-c", "%U %a", BASE + "/shared/.env").stdout.split()
+        assert env == ["shop", "600"]
+
+
+# --------------------------------------------------------------------------- v2 under load
+
+def test_v2_goes_live_under_load_with_zero_failed_requests(background_load):
+    before = dict((name, (state(name), main_pids(name))) for name in HOSTS)
+    proc, loads = loads_during(background_load, lambda: deploy("v2"))
+    show("deploy v1 -> v2", proc, loads)
+    ok(proc)
+    for container, instances in HOSTS.items():
+        old_state, old_pids = before[container]
+        report = proc.reports[container]
+        now = state(container)
+        assert now["current"] != old_state["current"] and now["statuses"][now["current"]] == "good"
+        assert report["outcome"] == "deployed"
+        assert (report["release_from"], report["release_to"]) == (old_state["current"], now["current"])
+        assert report["mode"] == ("rolling" if instances > 1 else "restart")
+        # The restart the playbook measured, and the load that ran through the whole playbook run.
+        assert report["requests"] > 0 and report["failed_requests"] == 0, report
+        assert loads[container]["requests"] > 0 and loads[container]["failed"] == 0, loads[container]
+        new_pids = main_pids(container)
+        assert set(new_pids) == set(old_pids) and all(new_pids[u] != old_pids[u] for u in new_pids), (old_pids, new_pids)
+        assert set(report["pids"]) == set(new_pids)
+        assert served(container)["release"] == "v2"
+        # Old workers (gone now) and new ones (alive) both answered the load: it really spanned the restart.
+        alive = set(podman_exec(container, "ps", "-eo", "pid=").stdout.split())
+        markers = set(loads[container]["markers"])
+        assert markers - alive and markers & alive, (markers, alive)
+        saved = json.loads(podman_exec(container, "cat", report["report_path"]).stdout)
+        assert saved["restart"]["failed_requests"] == 0 and saved["release_to"] == now["current"]
+        timeline = json.loads(podman_exec(container, "cat", report["timeline_path"]).stdout)
+        assert len(timeline) == report["requests"]
+    assert "restart: rolling (2 instances)" in said(proc) and "0 failed" in said(proc)
+
+
+# --------------------------------------------------------------------------- a release that cannot boot
+
+def test_release_that_crashes_at_boot_is_rejected_in_preflight_and_nothing_live_changes(background_load):
+    before = dict((name, (state(name), main_pids(name))) for name in HOSTS)
+    proc, loads = loads_during(background_load, lambda: deploy("v3", crash_at_boot=True))
+    show("deploy v3 (crashes at boot)", proc, loads)
+    assert proc.returncode != 0
+    text = said(proc)
+    assert "before_switch hook" in text and "pre-flight" in text and "crash_at_boot" in text
+    for container in HOSTS:
+        old_state, old_pids = before[container]
+        now = state(container)
+        assert now["current"] == old_state["current"]
+        bad = [rid for rid in now["statuses"] if rid not in old_state["statuses"]]
+        assert len(bad) == 1 and now["statuses"][bad[0]] == "bad"
+        assert "before_switch" in now["releases"][bad[0]]["reason"]
+        # Nothing restarted, nothing failed, no pre-flight unit left behind.
+        assert main_pids(container) == old_pids
+        assert loads[container]["requests"] > 0 and loads[container]["failed"] == 0, loads[container]
+        assert served(container)["release"] == "v2"
+        assert podman_exec(container, "systemctl", "list-units", "--all", "--no-legend", "shop-preflight*").stdout.strip() == ""
+        assert podman_exec(container, "test", "-e", "/run/systemd/system/shop-preflight.service").returncode == 1
+
+
+# --------------------------------------------------------------------------- a release that fails behind nginx
+
+def test_release_failing_its_health_gate_after_the_switch_is_rolled_back_automatically(background_load):
+    before = dict((name, state(name)) for name in HOSTS)
+    # Answers the pre-flight (probed as localhost), fails as shop.test behind nginx: 400 DisallowedHost.
+    proc, loads = loads_during(background_load, lambda: deploy("v4", allowed_hosts=["localhost"]))
+    show("deploy v4 (fails behind its server name)", proc, loads)
+    assert proc.returncode != 0
+    text = said(proc)
+    assert "rolled back automatically" in text
+    for container in HOSTS:
+        old = before[container]
+        now = state(container)
+        assert now["current"] == old["current"]
+        new = [rid for rid in now["statuses"] if rid not in old["statuses"]]
+        assert len(new) == 1 and now["statuses"][new[0]] == "bad"
+        assert "health gate after the switch failed" in now["releases"][new[0]]["reason"]
+        report = proc.reports[container]
+        assert report["outcome"] == "rolled back" and report["rolled_back_from"] == new[0]
+        assert report["release_to"] == old["current"]
+        # The rollback's restart was measured too. Until it replaced them, the bad release's processes
+        # answered 400 (http_other); no request was refused, reset or lost.
+        assert report["requests"] > 0 and report["health_gate"] == {"HTTP 200": 5}
+        assert set(report["failures_by_kind"]) <= {"http_other"}, report
+        assert served(container)["release"] == "v2"
+        kinds = dict((k, v) for k, v in loads[container]["failures_by_kind"].items() if v)
+        assert set(kinds) <= {"http_other"}, kinds
+
+
+# --------------------------------------------------------------------------- the rollback playbook
+
+def test_rollback_playbook_puts_v1_back_into_service_under_load(background_load):
+    before = dict((name, state(name)) for name in HOSTS)
+    proc, loads = loads_during(background_load, lambda: Play("rollback").run())
+    show("rollback.yml v2 -> v1", proc, loads)
+    ok(proc)
+    for container in HOSTS:
+        now = state(container)
+        assert now["current"] != before[container]["current"]
+        assert served(container)["release"] == "v1"
+        report = proc.reports[container]
+        assert report["outcome"] == "rolled back" and report["release_to"] == now["current"]
+        assert report["failed_requests"] == 0 and loads[container]["failed"] == 0, loads[container]
+        # The bad releases were never candidates.
+        assert now["statuses"][now["current"]] == "good"
+
+
+def test_verify_playbook_restarts_under_load_and_reports():
+    before = dict((name, main_pids(name)) for name in HOSTS)
+    proc = ok(Play("verify").run())
+    for container, instances in HOSTS.items():
+        report = proc.reports[container]
+        assert report["outcome"] == "verified" and report["failed_requests"] == 0 and report["requests"] > 0
+        after = main_pids(container)
+        assert all(after[unit] != before[container][unit] for unit in after)
+    assert re.search(r"restart: rolling \(2 instances\), \d+ requests through http://127.0.0.1:80, 0 failed", said(proc))
+
+
+def test_the_same_release_again_changes_nothing():
+    before = dict((name, (state(name), main_pids(name))) for name in HOSTS)
+    proc = ok(deploy("v1"))
+    for container in HOSTS:
+        assert recap(proc)[container]["changed"] == 0, proc.stdout[-3000:]
+        assert proc.reports[container]["outcome"] == "unchanged"
+        assert (state(container), main_pids(container)) == before[container]
+
+
+def test_check_mode_deploy_changes_nothing():
+    before = dict((name, (state(name), main_pids(name))) for name in HOSTS)
+    proc = Play("deploy", {"app_source": {"type": "local", "path": source_tree("v5")}}, check=True).run()
+    ok(proc)
+    assert proc.reports == {}
+    for container in HOSTS:
+        assert (state(container), main_pids(container)) == before[container]
+        assert podman_exec(container, "sh", "-c", "ls %s/releases | wc -l" % BASE).stdout.strip() == str(len(before[container][0]["statuses"]))
+
+
+# --------------------------------------------------------------------------- bad input
+
+def test_bad_input_is_rejected_with_a_clear_error_and_changes_nothing(rejections, host):
+    good = dict(app_vars(), app_name="rejected", app_base_path=REJECTED_BASE,
+                app_source={"type": "local", "path": source_tree("v1")})
+    cases = {
+        "no name": dict(good, app_name=""),
+        "bad name": dict(good, app_name="shop/../x"),
+        "relative base": dict(good, app_base_path="srv/shop"),
+        "no exec_start": dict(good, app_exec_start=""),
+        "relative exec_start": dict(good, app_exec_start="gunicorn app"),
+        "no source": dict(good, app_source={}),
+        "unknown source type": dict(good, app_source={"type": "svn", "repo": "x"}),
+        "git without repo": dict(good, app_source={"type": "git"}),
+        "archive without src": dict(good, app_source={"type": "archive"}),
+        "local without path": dict(good, app_source={"type": "local"}),
+        "unknown source key": dict(good, app_source={"type": "local", "path": "/tmp", "branch": "main"}),
+        "zero instances": dict(good, app_instances=0),
+        "health path": dict(good, app_health_path="health"),
+        "listen": dict(good, app_listen="localhost"),
+        "server name": dict(good, app_server_name="shop test"),
+        "workers": dict(good, app_verify_workers=65),
+        "rate": dict(good, app_verify_rate=0),
+        "post ratio": dict(good, app_verify_post_ratio=1.5),
+        "max duration": dict(good, app_verify_max_duration=3, app_verify_baseline_seconds=2, app_verify_tail_seconds=2),
+        "gate successes": dict(good, app_health_gate_successes=0),
+        "keep releases": dict(good, app_keep_releases=0),
+        "env key": dict(good, app_environment={"BAD-KEY": "1"}),
+        "service type": dict(good, app_service_type="oneshot"),
+        "hardening profile": dict(good, app_hardening_profile="paranoid"),
+        "instances type": dict(good, app_instances="many"),
+    }
+    expected = {
+        "no name": "app_name must match",
+        "bad name": "app_name must match",
+        "relative base": "app_base_path must be an absolute path",
+        "no exec_start": "app_exec_start is required",
+        "relative exec_start": "app_exec_start is required and must start with an absolute path",
+        "no source": "app_source must be {type: git",
+        "unknown source type": "app_source must be {type: git",
+        "git without repo": "app_source of type git needs repo",
+        "archive without src": "app_source of type archive needs src",
+        "local without path": "app_source of type local needs path",
+        "unknown source key": "app_source has keys that type local does not know: ['branch']",
+        "zero instances": "app_instances must be between 1 and 64",
+        "health path": "app_health_path must start with '/'",
+        "listen": "app_listen must be an absolute Unix socket path or 'host:port'",
+        "server name": "app_server_name must be one host name",
+        "workers": "app_verify_workers must be between 1 and 64",
+        "rate": "app_verify_rate must be more than 0",
+        "post ratio": "app_verify_post_ratio must be between 0 and 1",
+        "max duration": "app_verify_max_duration (3 s) must exceed",
+        "gate successes": "app_health_gate_successes must be between 1 and 100",
+        "keep releases": "app_keep_releases must be 1 or more",
+        "env key": "app_environment keys must be variable names",
+        "service type": "app_service_type",
+        "hardening profile": "app_hardening_profile",
+        "instances type": "app_instances",
+    }
+    results = rejections("zerodown.deploy.app", cases)
+    for case, fragment in expected.items():
+        message = " ".join((results[case] or "").split())
+        assert results[case] is not None, "%s was not rejected" % case
+        assert fragment in message, "%s: %s" % (case, message)
+    container = host.backend.name
+    assert podman_exec(container, "test", "-e", REJECTED_BASE).returncode == 1
+    assert podman_exec(container, "test", "-e", "/etc/systemd/system/rejected.socket").returncode == 1
