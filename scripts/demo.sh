@@ -1,70 +1,127 @@
 #!/usr/bin/env bash
-# The main job on an embedded default: bring up a local systemd container,
-# install a socket-activated sample app with zerodown.deploy.socket_service,
-# restart it under load (plain, then rolling over two instances), print the
-# numbers, and say how to reach it. Installs what it needs on Debian 12.
+# The main job on an embedded default: in a local systemd container, deploy
+# version 1 of a sample app with the collection's deploy playbook, then
+# version 2 while a bounded load runs through nginx, and print the
+# zero-downtime report and a latency picture. Installs what it needs on
+# Debian 12; a second run reuses the tools, the image and the container.
 #
 #   scripts/demo.sh            run the demo (container zerodown-demo is kept)
-#   scripts/demo.sh --clean    remove the demo container
+#   scripts/demo.sh --clean    remove the demo container and its files
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 
-CONTAINER="${ZD_DEMO_CONTAINER:-zerodown-demo}"
+CONTAINER=zerodown-demo
+OUT="$ZD_ROOT/.cache/demo"
+LOAD_DIR=/opt/zerodown-test
+STOP_FILE=/tmp/zerodown-demo-load.stop
+
+step() { printf '\033[1m[%s] %s\033[0m\n' "$1" "$2" >&2; }
 
 if [ "${1:-}" = "--clean" ]; then
-    as_root podman rm -f "$CONTAINER" >/dev/null && log "removed $CONTAINER"
+    as_root podman rm -f "$CONTAINER" >/dev/null 2>&1 || true
+    rm -rf "$OUT"
+    log "removed the container $CONTAINER and $OUT"
     exit 0
 fi
 
-"$ZD_ROOT/scripts/setup.sh"
-activate_env
-image="$("$ZD_ROOT/scripts/build-image.sh")"
+# A directory per version of the sample app; the version is in release.json.
+make_source() {
+    local dir="$OUT/sources/$1"
+    mkdir -p "$dir"
+    cp "$ZD_ROOT/tests/apps/hello_wsgi.py" "$dir/"
+    printf '{"release": "%s"}' "$1" > "$dir/release.json"
+    echo "$dir"
+}
 
+# ansible-playbook's output goes to a log; on failure its end is shown.
+deploy() {
+    local version="$1" src log="$OUT/deploy-$1.log"
+    src="$(make_source "$version")"
+    if ! ansible-playbook -i "$ZD_ROOT/demo/inventory.yml" zerodown.deploy.deploy \
+            -e "{\"app_source\": {\"type\": \"local\", \"path\": \"$src\"}}" > "$log" 2>&1; then
+        tail -40 "$log" >&2
+        die "the deploy of $version failed; the whole output is in $log"
+    fi
+}
+
+# Load from inside the container through nginx, until the stop file appears
+# (bounded anyway: 10 minutes, 200000 requests); nothing leaves the container.
+start_load() {
+    as_root podman exec "$CONTAINER" mkdir -p "$LOAD_DIR"
+    for f in plugins/module_utils/_http.py plugins/module_utils/_load.py tests/helpers/restart_under_load.py; do
+        as_root podman cp "$ZD_ROOT/$f" "$CONTAINER:$LOAD_DIR/"
+    done
+    as_root podman exec "$CONTAINER" rm -f "$STOP_FILE"
+    as_root podman exec "$CONTAINER" python3 "$LOAD_DIR/restart_under_load.py" --endpoint http://127.0.0.1:80 \
+        --host-header demo.local --workers 4 --rate 200 --duration 600 --max-requests 200000 --settle 1 \
+        --marker-header X-Served-By --command-timeout 600 \
+        --command "sh -c 'while [ ! -e $STOP_FILE ]; do sleep 0.1; done'" > "$OUT/load.json" &
+    LOAD_PID=$!
+}
+
+stop_load() {
+    as_root podman exec "$CONTAINER" touch "$STOP_FILE"
+    wait "$LOAD_PID" || true
+}
+
+mkdir -p "$OUT"
+step 1/6 "tools: Debian packages, the Python venv, the collection"
+"$ZD_ROOT/scripts/setup.sh" > "$OUT/setup.log" 2>&1 || { tail -20 "$OUT/setup.log" >&2; die "setup failed: $OUT/setup.log"; }
+activate_env
+
+step 2/6 "the systemd test image (built once, then reused)"
+image="$("$ZD_ROOT/scripts/build-image.sh" 2> "$OUT/image.log")" || { tail -20 "$OUT/image.log" >&2; die "image build failed"; }
+
+step 3/6 "the container $CONTAINER"
 if ! as_root podman container exists "$CONTAINER"; then
-    log "starting systemd container $CONTAINER from $image"
     as_root podman run -d --name "$CONTAINER" --hostname "$CONTAINER" --privileged --systemd=always \
         --ulimit nofile=10000:10000 --ulimit nproc=10000:10000 "$image" /sbin/init >/dev/null
 fi
+as_root podman exec "$CONTAINER" systemctl is-system-running --wait >/dev/null 2>&1 || true
 
-log "deploying the sample app with zerodown.deploy.socket_service"
-ansible-playbook -i "$CONTAINER," -c containers.podman.podman -e ansible_python_interpreter=/usr/bin/python3 \
-    "$ZD_ROOT/demo/site.yml"
+step 4/6 "deploy v1 (zerodown.deploy.deploy: build, pre-flight, switch, start, health gate)"
+deploy v1
 
-# Load runs inside the container against its own socket: bounded in time
-# and count, nothing leaves the container.
-as_root podman exec "$CONTAINER" mkdir -p /opt/zerodown-test
-for f in plugins/module_utils/_http.py plugins/module_utils/_load.py tests/helpers/restart_under_load.py; do
-    as_root podman cp "$ZD_ROOT/$f" "$CONTAINER:/opt/zerodown-test/"
-done
+step 5/6 "deploy v2 while GET+POST load runs through nginx"
+start_load
+deploy v2
+stop_load
+report="$(as_root podman exec "$CONTAINER" sh -c 'ls -t /srv/hello/.zerodown/reports/*-deploy.json | head -1')"
+as_root podman exec "$CONTAINER" cat "$report" > "$OUT/report.json"
+timeline="$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["timeline_path"] or "")' "$OUT/report.json")"
+[ -n "$timeline" ] && as_root podman exec "$CONTAINER" cat "$timeline" > "$OUT/restart-timeline.json"
 
-restart_under_load() {
-    as_root podman exec "$CONTAINER" python3 /opt/zerodown-test/restart_under_load.py --endpoint unix:/run/hello.sock \
-        --duration 20 --max-requests 50000 --workers 4 --settle 1 --marker-header X-Served-By "$@"
-}
-
-log "restart under load: one instance at a time (rolling), then both at once"
-rolling="$(restart_under_load --command 'systemctl restart hello@1.service' --command 'systemctl restart hello@2.service')"
-together="$(restart_under_load --command 'systemctl restart hello@1.service hello@2.service')"
-
-python3 - "$rolling" "$together" <<'PY'
+step 6/6 "the report and the picture"
+python3 "$ZD_ROOT/tools/plot_timeline.py" "$OUT/restart.png" --title "zerodown.deploy demo: v1 -> v2, rolling restart of 2 instances" \
+    "restart measured by the deploy (zero_downtime_restart, through nginx)=$OUT/restart-timeline.json" >/dev/null
+python3 - "$OUT/report.json" "$OUT/load.json" "$OUT/restart.png" <<'PY'
 import json, sys
-rows = [("rolling (1 then 2)", json.loads(sys.argv[1])), ("both at once", json.loads(sys.argv[2]))]
+report, load, png = json.load(open(sys.argv[1])), json.load(open(sys.argv[2])), sys.argv[3]
+phases = report["restart"]["phases"]
+def ms(v):
+    return "%.1f" % v if v is not None else "-"
 print()
-print("%-20s %9s %7s %9s %9s %9s %9s" % ("restart", "requests", "failed", "p50 ms", "p99 ms", "max ms", "gap ms"))
-for name, r in rows:
-    lat = r["latency_ms"]
-    print("%-20s %9d %7d %9.1f %9.1f %9.1f %9.1f" % (name, r["requests"], r["failed"], lat["p50"], lat["p99"], lat["max"], r["gap_ms"] or 0))
-bad = [name for name, r in rows if r["failed"] or not r["commands_ok"]]
+print("release %s -> %s, %s restart of %s instances" % (report["release_from"], report["release_to"], report["mode"], report["instances"]))
 print()
-print("failed requests: %s" % ("none" if not bad else ", ".join(bad)))
-sys.exit(1 if bad else 0)
+print("%-34s %9s %7s %9s %9s %9s" % ("load", "requests", "failed", "p50 ms", "p99 ms", "max ms"))
+rows = [("steady, before the restart", phases["baseline"]), ("during the restart", phases["during"]), ("after", phases["tail"])]
+for name, p in rows:
+    lat = p["latency_ms"]
+    print("%-34s %9d %7d %9s %9s %9s" % (name, p["requests"], p["failed"], ms(lat["p50"]), ms(lat["p99"]), ms(lat["max"])))
+lat = load["latency_ms"]
+print("%-34s %9d %7d %9s %9s %9s" % ("whole deploy (separate load)", load["requests"], load["failed"], ms(lat["p50"]), ms(lat["p99"]), ms(lat["max"])))
+print()
+failed = report["restart"]["failed_requests"] + load["failed"]
+print("failed requests: %s" % ("none" if not failed else failed))
+print("latency over time: %s" % png)
+print("report on the host: %s" % report["report_path"])
+sys.exit(1 if failed else 0)
 PY
 
 cat <<EOF
 
-The app is running in container $CONTAINER, socket-activated with two instances:
+The app runs in container $CONTAINER: two gunicorn instances on one systemd socket, behind nginx.
   podman exec $CONTAINER systemctl status hello.socket 'hello@*.service'
-  podman exec $CONTAINER python3 -c "import urllib.request; print(urllib.request.urlopen('http://127.0.0.1:8080/').read().decode())"
-  podman exec $CONTAINER systemd-analyze security hello@1.service
-Remove it with: scripts/demo.sh --clean
+  podman exec $CONTAINER ls -l /srv/hello /srv/hello/releases
+Deploy again: scripts/demo.sh      Remove it: scripts/demo.sh --clean
 EOF

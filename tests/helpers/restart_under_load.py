@@ -69,6 +69,8 @@ def parse_args(argv=None):
     parser.add_argument('--marker-regex', default=None, help='regex (first group, if any) identifying the serving process in the body or marker header')
     parser.add_argument('--command', action='append', dest='commands', default=[],
                         help='command to run under load (split with shlex, no shell); repeatable, run in order')
+    parser.add_argument('--timeline', default=None,
+                        help='also write one JSON entry per request (t_ms, latency_ms, ok, kind, phase, ...) to this file, for plotting')
     parser.add_argument('--command-timeout', type=float, default=300.0, help='seconds each command may take (default: 300)')
     return parser.parse_args(argv)
 
@@ -138,6 +140,7 @@ def restart_under_load(run: _load.LoadRun, commands, settle: float, command_time
         covered = run.running
         run.wait(settle)
     report = run.summarize()
+    report['timeline'] = _load.timeline(run.results, run.marks, run.started_at)
     report['commands'] = outcomes
     report['commands_ok'] = all(o['ok'] for o in outcomes) and len(outcomes) == len(commands)
     report['load_covered_commands'] = covered
@@ -156,6 +159,10 @@ def main(argv=None) -> int:
         sys.stderr.write('restart_under_load: --settle must not be negative\n')
         return EXIT_BAD_ARGS
     report = restart_under_load(run, args.commands, args.settle, args.command_timeout)
+    entries = report.pop('timeline')
+    if args.timeline:
+        with open(args.timeline, 'w', encoding='utf-8') as handle:
+            json.dump(entries, handle, separators=(',', ':'))
     sys.stdout.write(json.dumps(report, indent=2, sort_keys=True) + '\n')
     return EXIT_OK if report['commands_ok'] else EXIT_COMMAND_FAILED
 

@@ -1,0 +1,180 @@
+#!/usr/bin/env python3
+# Copyright (c) 2026, zerodown.deploy developers
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""Restart benchmark: the same app, load and restart, one mode at a time, repeated; median and spread.
+
+Run by scripts/bench.sh after bench/site.yml set the modes up in the
+container. Each run drives GET+POST load through nginx from inside the
+container (tests/helpers/restart_under_load.py: bounded in time and count),
+restarts the mode's service in the middle, and records what the clients saw.
+
+    tools/bench.py CONTAINER OUTDIR [--repeat N] [--modes trad,seed,...] [--workers N] [--settle S]
+
+Writes OUTDIR/results.json (every run), OUTDIR/timelines.png (first run of
+each mode) and prints a markdown table of medians with [min-max].
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(ROOT, 'plugins', 'module_utils'))
+sys.path.insert(0, os.path.join(ROOT, 'tools'))
+
+import _load  # noqa: E402 pylint: disable=wrong-import-position,import-error
+import plot_timeline  # noqa: E402 pylint: disable=wrong-import-position,import-error
+
+LOAD_FILES = ('plugins/module_utils/_http.py', 'plugins/module_utils/_load.py', 'tests/helpers/restart_under_load.py')
+REMOTE_DIR = '/opt/zerodown-bench'
+
+# name: (what it is, restart command)
+MODES = {
+    'trad': ('app binds its own port, systemctl restart', 'systemctl restart bench-trad.service'),
+    'seed': ('socket activation, 1 instance, nginx keepalive 32', 'systemctl restart bench-sock.service'),
+    'default': ('socket activation, 1 instance, our nginx defaults', 'systemctl restart bench-sock.service'),
+    'rolling': ('socket activation, 2 instances, rolling', 'systemctl restart bench-roll@1.service && systemctl restart bench-roll@2.service'),
+    'default-tcp': ('as default, over TCP 127.0.0.1:8101', 'systemctl restart bench-socktcp.service'),
+    'rolling-tcp': ('as rolling, over TCP 127.0.0.1:8102',
+                    'systemctl restart bench-rolltcp@1.service && systemctl restart bench-rolltcp@2.service'),
+}
+
+
+def podman(*args, check=True):
+    return subprocess.run(['podman', *args], capture_output=True, text=True, check=check)
+
+
+def copy_tools(container: str) -> None:
+    podman('exec', container, 'mkdir', '-p', REMOTE_DIR)
+    for path in LOAD_FILES:
+        podman('cp', os.path.join(ROOT, path), '%s:%s/' % (container, REMOTE_DIR))
+
+
+def run_once(container: str, mode: str, index: int, args) -> dict:
+    """One restart under load; returns the load report plus the timeline (fetched)."""
+    remote_timeline = '/tmp/bench-%s-%d.json' % (mode, index)
+    argv = ['exec', container, 'python3', REMOTE_DIR + '/restart_under_load.py', '--endpoint', 'http://127.0.0.1:80',
+            '--host-header', '%s.bench' % mode, '--workers', str(args.workers), '--post-ratio', '0.5', '--settle', str(args.settle),
+            '--duration', str(args.settle * 2 + 60), '--max-requests', '1000000', '--marker-header', 'X-Served-By',
+            '--timeline', remote_timeline, '--command', MODES[mode][1]]
+    if args.keep_alive:
+        argv.append('--keep-alive')
+    result = podman(*argv, check=False)
+    if not result.stdout:
+        raise SystemExit('bench: the load of %s printed nothing (rc %d): %s' % (mode, result.returncode, result.stderr))
+    report = json.loads(result.stdout)
+    report['timeline'] = json.loads(podman('exec', container, 'cat', remote_timeline).stdout)
+    podman('exec', container, 'rm', '-f', remote_timeline)
+    return report
+
+
+def metrics(report: dict) -> dict:
+    """The benchmark's numbers of one run."""
+    timing = _load.phase_timing(report)
+    before, during = report['phases']['before'], report['phases']['during']
+    steady_p99 = before['latency_ms']['p99']
+    during_p99 = during['latency_ms']['p99']
+    return {
+        'requests': report['requests'],
+        'failed': report['failed'],
+        'failed_pct': round(100.0 * report['failed'] / report['requests'], 3) if report['requests'] else None,
+        'failures_by_kind': dict((k, v) for k, v in report['failures_by_kind'].items() if v),
+        'steady_p50_ms': before['latency_ms']['p50'],
+        'steady_p99_ms': steady_p99,
+        'restart_p99_ms': during_p99,
+        'restart_max_ms': during['latency_ms']['max'],
+        'ratio_p99': round(during_p99 / steady_p99, 2) if steady_p99 and during_p99 is not None else None,
+        'gap_ms': report['gap_ms'],
+        'steady_rps': timing['before']['requests_per_s'],
+        'restart_rps': timing['during']['requests_per_s'],
+        'restart_s': round(sum(c['elapsed_s'] for c in report['commands']), 3),
+        'commands_ok': report['commands_ok'],
+    }
+
+
+COLUMNS = (
+    ('failed', 'failed', '%d'), ('failed_pct', 'failed %', '%.2f'), ('steady_p50_ms', 'steady p50 ms', '%.1f'),
+    ('steady_p99_ms', 'steady p99 ms', '%.1f'), ('restart_p99_ms', 'restart p99 ms', '%.1f'), ('restart_max_ms', 'restart max ms', '%.1f'),
+    ('ratio_p99', 'p99 ratio', '%.2f'), ('gap_ms', 'gap ms', '%.0f'), ('steady_rps', 'steady req/s', '%.0f'),
+    ('restart_rps', 'restart req/s', '%.0f'), ('restart_s', 'restart s', '%.2f'), ('requests', 'requests', '%d'),
+)
+
+
+def cell(values: list, fmt: str) -> str:
+    values = [v for v in values if v is not None]
+    if not values:
+        return '-'
+    median = statistics.median(values)
+    if len(values) == 1 or min(values) == max(values):
+        return fmt % median
+    return '%s [%s-%s]' % (fmt % median, fmt % min(values), fmt % max(values))
+
+
+def table(results: dict) -> str:
+    lines = ['| mode | ' + ' | '.join(title for dummy, title, dummy2 in COLUMNS) + ' | failures by kind |',
+             '|---' * (len(COLUMNS) + 2) + '|']
+    for mode, runs in results.items():
+        numbers = [run['metrics'] for run in runs]
+        kinds = {}
+        for entry in numbers:
+            for kind, count in entry['failures_by_kind'].items():
+                kinds[kind] = kinds.get(kind, 0) + count
+        row = [mode] + [cell([n[key] for n in numbers], fmt) for key, dummy, fmt in COLUMNS]
+        row.append(', '.join('%s %d' % item for item in sorted(kinds.items())) or '-')
+        lines.append('| ' + ' | '.join(row) + ' |')
+    return '\n'.join(lines)
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument('container')
+    parser.add_argument('outdir')
+    parser.add_argument('--repeat', type=int, default=3)
+    parser.add_argument('--modes', default=','.join(MODES))
+    parser.add_argument('--workers', type=int, default=16, help='concurrent clients (default 16: enough to saturate 2 cores)')
+    parser.add_argument('--settle', type=float, default=5.0, help='seconds of load before and after the restart')
+    parser.add_argument('--no-keep-alive', dest='keep_alive', action='store_false',
+                        help='a new client connection per request (default: keep-alive to nginx, like hey)')
+    args = parser.parse_args(argv)
+    modes = [m for m in args.modes.split(',') if m]
+    unknown = [m for m in modes if m not in MODES]
+    if unknown:
+        parser.error('unknown modes %s; known: %s' % (unknown, ', '.join(MODES)))
+    os.makedirs(args.outdir, exist_ok=True)
+    copy_tools(args.container)
+
+    results = dict((mode, []) for mode in modes)
+    # Interleaved (trad, seed, ..., trad, seed, ...) so slow drift of the machine hits every mode alike.
+    for index in range(args.repeat):
+        for mode in modes:
+            report = run_once(args.container, mode, index, args)
+            entry = {'run': index + 1, 'metrics': metrics(report), 'report': dict((k, v) for k, v in report.items() if k != 'timeline')}
+            results[mode].append(entry)
+            if index == 0:
+                path = os.path.join(args.outdir, 'timeline-%s.json' % mode)
+                with open(path, 'w', encoding='utf-8') as handle:
+                    json.dump(report['timeline'], handle)
+            m = entry['metrics']
+            sys.stderr.write('  %-12s run %d: %6d requests, %5d failed, steady p99 %.1f ms, restart p99 %s ms max %s ms, %s req/s\n' % (
+                mode, index + 1, m['requests'], m['failed'], m['steady_p99_ms'] or 0, m['restart_p99_ms'], m['restart_max_ms'],
+                m['steady_rps']))
+
+    with open(os.path.join(args.outdir, 'results.json'), 'w', encoding='utf-8') as handle:
+        json.dump({'settings': {'workers': args.workers, 'settle_s': args.settle, 'keep_alive': args.keep_alive, 'repeat': args.repeat,
+                                'modes': dict((m, MODES[m]) for m in modes)}, 'results': results}, handle, indent=1)
+    plot_timeline.plot(os.path.join(args.outdir, 'timelines.png'),
+                       [('%s: %s' % (mode, MODES[mode][0]), plot_timeline.load(os.path.join(args.outdir, 'timeline-%s.json' % mode)))
+                        for mode in modes],
+                       title='Restart under GET+POST load through nginx (%d clients), first run of each mode' % args.workers)
+    print(table(results))
+    return 0
+
+
+if __name__ == '__main__':
+    raise SystemExit(main())
