@@ -12,7 +12,10 @@ restarts the mode's service in the middle, and records what the clients saw.
     tools/bench.py CONTAINER OUTDIR [--repeat N] [--modes trad,seed,...] [--workers N] [--settle S]
 
 Writes OUTDIR/results.json (every run), OUTDIR/timelines.png (first run of
-each mode) and prints a markdown table of medians with [min-max].
+each mode) and prints a markdown table of medians with [min-max]. Then,
+without restarts, the steady-state throughput of each mode with wrk (GET,
+then POST), which saturates the machine where the Python load generator
+cannot: a second table.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import statistics
 import subprocess
 import sys
@@ -131,6 +135,50 @@ def table(results: dict) -> str:
     return '\n'.join(lines)
 
 
+WRK_POST = 'wrk.method = "POST"\nwrk.body = "zerodown=probe"\nwrk.headers["Content-Type"] = "application/x-www-form-urlencoded"\n'
+
+
+def wrk_rate(container: str, mode: str, method: str, seconds: float, connections: int) -> dict:
+    """Requests/s and errors of one wrk run against MODE.bench through nginx (loopback in the container)."""
+    argv = ['exec', container, 'wrk', '-t2', '-c%d' % connections, '-d%ds' % seconds, '-H', 'Host: %s.bench' % mode]
+    if method == 'POST':
+        argv += ['-s', REMOTE_DIR + '/post.lua']
+    out = podman(*(argv + ['http://127.0.0.1:80/'])).stdout
+    rate = re.search(r'Requests/sec:\s+([0-9.]+)', out)
+    errors = re.search(r'Non-2xx or 3xx responses: (\d+)', out)
+    socket_errors = re.search(r'Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)', out)
+    return {'rps': float(rate.group(1)) if rate else None, 'non_2xx': int(errors.group(1)) if errors else 0,
+            'socket_errors': sum(int(n) for n in socket_errors.groups()) if socket_errors else 0}
+
+
+def throughput(container: str, modes: list, repeat: int, seconds: float, connections: int) -> dict:
+    subprocess.run(['podman', 'exec', '-i', container, 'sh', '-c', 'cat > %s/post.lua' % REMOTE_DIR], input=WRK_POST, text=True,
+                   check=True)
+    found = dict((mode, {'GET': [], 'POST': []}) for mode in modes)
+    for dummy in range(repeat):
+        for mode in modes:
+            for method in ('GET', 'POST'):
+                found[mode][method].append(wrk_rate(container, mode, method, seconds, connections))
+    return found
+
+
+def throughput_table(found: dict, base: str) -> str:
+    lines = ['| mode | GET req/s | POST req/s | GET vs %s | POST vs %s | non-2xx / socket errors |' % (base, base), '|---|---|---|---|---|---|']
+    medians = dict((mode, dict((method, statistics.median([r['rps'] for r in runs[method] if r['rps'] is not None] or [0]))
+                               for method in ('GET', 'POST'))) for mode, runs in found.items())
+    for mode, runs in found.items():
+        errors = sum(r['non_2xx'] for method in runs for r in runs[method])
+        socket_errors = sum(r['socket_errors'] for method in runs for r in runs[method])
+        ratios = []
+        for method in ('GET', 'POST'):
+            reference = medians.get(base, {}).get(method)
+            ratios.append('%.0f %%' % (100.0 * medians[mode][method] / reference) if reference else '-')
+        lines.append('| %s | %s | %s | %s | %s | %d / %d |' % (
+            mode, cell([r['rps'] for r in runs['GET']], '%.0f'), cell([r['rps'] for r in runs['POST']], '%.0f'), ratios[0], ratios[1],
+            errors, socket_errors))
+    return '\n'.join(lines)
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument('container')
@@ -141,6 +189,8 @@ def main(argv=None) -> int:
     parser.add_argument('--settle', type=float, default=5.0, help='seconds of load before and after the restart')
     parser.add_argument('--no-keep-alive', dest='keep_alive', action='store_false',
                         help='a new client connection per request (default: keep-alive to nginx, like hey)')
+    parser.add_argument('--throughput-seconds', type=float, default=8, help='length of each wrk run; 0 skips the throughput table')
+    parser.add_argument('--connections', type=int, default=32, help='wrk connections (default 32)')
     args = parser.parse_args(argv)
     modes = [m for m in args.modes.split(',') if m]
     unknown = [m for m in modes if m not in MODES]
@@ -165,14 +215,24 @@ def main(argv=None) -> int:
                 mode, index + 1, m['requests'], m['failed'], m['steady_p99_ms'] or 0, m['restart_p99_ms'], m['restart_max_ms'],
                 m['steady_rps']))
 
+    rates = {}
+    if args.throughput_seconds > 0:
+        rates = throughput(args.container, modes, args.repeat, args.throughput_seconds, args.connections)
     with open(os.path.join(args.outdir, 'results.json'), 'w', encoding='utf-8') as handle:
         json.dump({'settings': {'workers': args.workers, 'settle_s': args.settle, 'keep_alive': args.keep_alive, 'repeat': args.repeat,
-                                'modes': dict((m, MODES[m]) for m in modes)}, 'results': results}, handle, indent=1)
+                                'throughput_seconds': args.throughput_seconds, 'connections': args.connections,
+                                'modes': dict((m, MODES[m]) for m in modes)},
+                   'results': results, 'throughput': rates}, handle, indent=1)
     plot_timeline.plot(os.path.join(args.outdir, 'timelines.png'),
                        [('%s: %s' % (mode, MODES[mode][0]), plot_timeline.load(os.path.join(args.outdir, 'timeline-%s.json' % mode)))
                         for mode in modes],
                        title='Restart under GET+POST load through nginx (%d clients), first run of each mode' % args.workers)
+    print('### Restart under load (%d clients, %d runs per mode)\n' % (args.workers, args.repeat))
     print(table(results))
+    if rates:
+        print('\n### Steady-state throughput, no restart (wrk, %d connections, %g s per run, %d runs)\n'
+              % (args.connections, args.throughput_seconds, args.repeat))
+        print(throughput_table(rates, 'seed' if 'seed' in rates else modes[0]))
     return 0
 
 

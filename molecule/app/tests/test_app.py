@@ -272,7 +272,8 @@ def test_release_failing_its_health_gate_after_the_switch_is_rolled_back_automat
         assert now["current"] == old["current"]
         new = [rid for rid in now["statuses"] if rid not in old["statuses"]]
         assert len(new) == 1 and now["statuses"][new[0]] == "bad"
-        assert "health gate after the switch failed" in now["releases"][new[0]]["reason"]
+        reason = now["releases"][new[0]]["reason"]
+        assert reason.startswith("failed after the switch: ") and ("Restart under load" in reason or "health path" in reason), reason
         report = proc.reports[container]
         assert report["outcome"] == "rolled back" and report["rolled_back_from"] == new[0]
         assert report["release_to"] == old["current"]
