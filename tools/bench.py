@@ -38,15 +38,17 @@ import plot_timeline  # noqa: E402 pylint: disable=wrong-import-position,import-
 LOAD_FILES = ('plugins/module_utils/_http.py', 'plugins/module_utils/_load.py', 'tests/helpers/restart_under_load.py')
 REMOTE_DIR = '/opt/zerodown-bench'
 
-# name: (what it is, restart command)
+# name: (what it is, restart commands run one after the other; restart_under_load.py runs each without a shell)
 MODES = {
-    'trad': ('app binds its own port, systemctl restart', 'systemctl restart bench-trad.service'),
-    'seed': ('socket activation, 1 instance, nginx keepalive 32', 'systemctl restart bench-sock.service'),
-    'default': ('socket activation, 1 instance, our nginx defaults', 'systemctl restart bench-sock.service'),
-    'rolling': ('socket activation, 2 instances, rolling', 'systemctl restart bench-roll@1.service && systemctl restart bench-roll@2.service'),
-    'default-tcp': ('as default, over TCP 127.0.0.1:8101', 'systemctl restart bench-socktcp.service'),
+    'trad': ('app binds its own port, systemctl restart', ['systemctl restart bench-trad.service']),
+    'seed': ('socket activation, 1 instance, nginx keepalive 32', ['systemctl restart bench-sock.service']),
+    'seed-retry': ('as seed, nginx also retries POSTs (non_idempotent)', ['systemctl restart bench-sock.service']),
+    'default': ('socket activation, 1 instance, our nginx defaults', ['systemctl restart bench-sock.service']),
+    # Type=notify: each restart returns once the new instance sent READY=1, so the next one starts only then.
+    'rolling': ('socket activation, 2 instances, rolling', ['systemctl restart bench-roll@1.service', 'systemctl restart bench-roll@2.service']),
+    'default-tcp': ('as default, over TCP 127.0.0.1:8101', ['systemctl restart bench-socktcp.service']),
     'rolling-tcp': ('as rolling, over TCP 127.0.0.1:8102',
-                    'systemctl restart bench-rolltcp@1.service && systemctl restart bench-rolltcp@2.service'),
+                    ['systemctl restart bench-rolltcp@1.service', 'systemctl restart bench-rolltcp@2.service']),
 }
 
 
@@ -66,13 +68,17 @@ def run_once(container: str, mode: str, index: int, args) -> dict:
     argv = ['exec', container, 'python3', REMOTE_DIR + '/restart_under_load.py', '--endpoint', 'http://127.0.0.1:80',
             '--host-header', '%s.bench' % mode, '--workers', str(args.workers), '--post-ratio', '0.5', '--settle', str(args.settle),
             '--duration', str(args.settle * 2 + 60), '--max-requests', '1000000', '--marker-header', 'X-Served-By',
-            '--timeline', remote_timeline, '--command', MODES[mode][1]]
+            '--timeline', remote_timeline]
+    for command in MODES[mode][1]:
+        argv += ['--command', command]
     if args.keep_alive:
         argv.append('--keep-alive')
     result = podman(*argv, check=False)
     if not result.stdout:
         raise SystemExit('bench: the load of %s printed nothing (rc %d): %s' % (mode, result.returncode, result.stderr))
     report = json.loads(result.stdout)
+    if not report['commands_ok']:
+        raise SystemExit('bench: the restart of %s failed: %s' % (mode, report['commands']))
     report['timeline'] = json.loads(podman('exec', container, 'cat', remote_timeline).stdout)
     podman('exec', container, 'rm', '-f', remote_timeline)
     return report

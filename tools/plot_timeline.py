@@ -48,9 +48,9 @@ def panel(axis, label: str, entries: list, ticker) -> None:
         axis.axvspan(window[0], window[1], color='tab:orange', alpha=0.15, label='restart')
     axis.set_yscale('log')
     # Plain numbers (0.5, 2, 1000) read better than powers of ten here.
+    axis.yaxis.set_major_locator(ticker.LogLocator(subs=(1.0, 2.0, 5.0)))
     axis.yaxis.set_major_formatter(ticker.FormatStrFormatter('%g'))
-    axis.yaxis.set_minor_formatter(ticker.FormatStrFormatter('%g'))
-    axis.tick_params(axis='y', which='minor', labelsize=6)
+    axis.yaxis.set_minor_formatter(ticker.NullFormatter())
     axis.set_ylabel('latency ms')
     axis.set_title(label, fontsize=9, loc='left')
     axis.legend(loc='upper right', fontsize=7, markerscale=3)
