@@ -79,12 +79,23 @@ if ! as_root podman container exists "$CONTAINER"; then
 fi
 as_root podman exec "$CONTAINER" systemctl is-system-running --wait >/dev/null 2>&1 || true
 
-step 4/6 "deploy v1 (zerodown.deploy.deploy: build, pre-flight, switch, start, health gate)"
-deploy v1
+# A second run deploys the other version under load and skips the first deploy.
+live="$(as_root podman exec "$CONTAINER" cat /srv/hello/current/release.json 2>/dev/null || true)"
+case "$live" in
+    *'"v1"'*) first="" current=v1 next=v2 ;;
+    *'"v2"'*) first="" current=v2 next=v1 ;;
+    *) first=v1 current=v1 next=v2 ;;
+esac
+if [ -n "$first" ]; then
+    step 4/6 "deploy $first (zerodown.deploy.deploy: build, pre-flight, switch, start, health gate)"
+    deploy "$first"
+else
+    step 4/6 "$current of the sample app is already live: this run deploys $next"
+fi
 
-step 5/6 "deploy v2 while GET+POST load runs through nginx"
+step 5/6 "deploy $next while GET+POST load runs through nginx"
 start_load
-deploy v2
+deploy "$next"
 stop_load
 report="$(as_root podman exec "$CONTAINER" sh -c 'ls -t /srv/hello/.zerodown/reports/*-deploy.json | head -1')"
 as_root podman exec "$CONTAINER" cat "$report" > "$OUT/report.json"
@@ -92,7 +103,7 @@ timeline="$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["tim
 [ -n "$timeline" ] && as_root podman exec "$CONTAINER" cat "$timeline" > "$OUT/restart-timeline.json"
 
 step 6/6 "the report and the picture"
-python3 "$ZD_ROOT/tools/plot_timeline.py" "$OUT/restart.png" --title "zerodown.deploy demo: v1 -> v2, rolling restart of 2 instances" \
+python3 "$ZD_ROOT/tools/plot_timeline.py" "$OUT/restart.png" --title "zerodown.deploy demo: $current -> $next, rolling restart of 2 instances" \
     "restart measured by the deploy (zero_downtime_restart, through nginx)=$OUT/restart-timeline.json" >/dev/null
 python3 - "$OUT/report.json" "$OUT/load.json" "$OUT/restart.png" <<'PY'
 import json, sys
