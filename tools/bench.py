@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 # Copyright (c) 2026, zerodown.deploy developers
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
@@ -9,7 +8,7 @@ container. Each run drives GET+POST load through nginx from inside the
 container (tests/helpers/restart_under_load.py: bounded in time and count),
 restarts the mode's service in the middle, and records what the clients saw.
 
-    tools/bench.py CONTAINER OUTDIR [--repeat N] [--modes trad,seed,...] [--workers N] [--settle S]
+    python3 tools/bench.py CONTAINER OUTDIR [--repeat N] [--modes trad,seed,...] [--workers N] [--settle S]
 
 Writes OUTDIR/results.json (every run), OUTDIR/timelines.png (first run of
 each mode) and prints a markdown table of medians with [min-max]. Then,

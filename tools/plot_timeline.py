@@ -1,10 +1,9 @@
-#!/usr/bin/env python3
 # Copyright (c) 2026, zerodown.deploy developers
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
 """Plot request latency over time from load timelines, one panel per run, the restart window shaded.
 
-    tools/plot_timeline.py OUT.png "label=timeline.json" ["label=timeline.json" ...] [--title TITLE]
+    python3 tools/plot_timeline.py OUT.png "label=timeline.json" ["label=timeline.json" ...] [--title TITLE]
 
 A timeline is the JSON list that zero_downtime_restart (timeline_path) or
 tests/helpers/restart_under_load.py (--timeline) writes: one entry per
@@ -58,7 +57,8 @@ def panel(axis, label: str, entries: list, ticker) -> None:
 
 
 def plot(out: str, runs: list, title: str | None = None) -> None:
-    import matplotlib  # pylint: disable=import-outside-toplevel (only the tool venv has it)
+    # Imported here: only the tool venv has matplotlib.
+    import matplotlib  # pylint: disable=import-outside-toplevel
     matplotlib.use('Agg')  # no display here
     import matplotlib.pyplot as plt  # pylint: disable=import-outside-toplevel
     from matplotlib import ticker  # pylint: disable=import-outside-toplevel
