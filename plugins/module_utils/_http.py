@@ -160,6 +160,19 @@ def _parse_hostport(value: str, hostport: str, default_port: int | None) -> Endp
     return Endpoint('tcp', host=host, port=port)
 
 
+def split_url_path(value: str):
+    """``(endpoint text, ignored path)``: an ``http://host[:port]/path`` option loses its path (None when it had none).
+
+    The modules send their requests to their own path options; they warn about
+    a path given in the endpoint instead of silently using or dropping it.
+    """
+    text = (value or '').strip()
+    if not text.lower().startswith('http://'):
+        return text, None
+    hostport, slash, rest = text[len('http://'):].partition('/')
+    return 'http://' + hostport, ('/' + rest) if slash and rest else None
+
+
 def parse_endpoint(value) -> Endpoint:
     """Parse an endpoint string into an :class:`Endpoint`.
 

@@ -164,7 +164,7 @@ from ansible_collections.zerodown.deploy.plugins.module_utils._health import (
     unit_failure,
     wait_healthy,
 )
-from ansible_collections.zerodown.deploy.plugins.module_utils._http import parse_endpoint
+from ansible_collections.zerodown.deploy.plugins.module_utils._http import parse_endpoint, split_url_path
 
 UNIT_RE = re.compile(r'[A-Za-z0-9][A-Za-z0-9_.:@\\-]{0,250}\.(service|socket)')  # used with fullmatch()
 REPORTED_PROPERTIES = ('LoadState', 'ActiveState', 'SubState', 'Result', 'MainPID', 'ExecMainStatus')
@@ -182,12 +182,9 @@ def _bounded(name: str, value, low, high, low_open: bool = False):
 
 
 def _endpoint(value: str, warnings: list):
-    text = value.strip()
-    if text.lower().startswith('http://'):
-        hostport, slash, rest = text[len('http://'):].partition('/')
-        if slash and rest:
-            warnings.append('the path /%s in target is ignored; the probes go to path' % rest)
-        text = 'http://' + hostport
+    text, ignored = split_url_path(value)
+    if ignored:
+        warnings.append('the path %s in target is ignored; the probes go to path' % ignored)
     try:
         return parse_endpoint(text)
     except ValueError as exc:

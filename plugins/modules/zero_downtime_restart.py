@@ -473,7 +473,7 @@ from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.zerodown.deploy.plugins.module_utils._fs import atomic_write
 from ansible_collections.zerodown.deploy.plugins.module_utils._health import SHOW_PROPERTIES, NotHealthy, describe_state, parse_show, wait_healthy
-from ansible_collections.zerodown.deploy.plugins.module_utils._http import parse_endpoint
+from ansible_collections.zerodown.deploy.plugins.module_utils._http import parse_endpoint, split_url_path
 from ansible_collections.zerodown.deploy.plugins.module_utils._load import (
     BEGIN_MARK,
     END_MARK,
@@ -526,12 +526,9 @@ def _num(value) -> str:
 
 def _endpoint(name: str, value: str, warnings: list):
     """Parse an endpoint option; an http:// URL may carry a path, which is ignored."""
-    text = (value or '').strip()
-    if text.lower().startswith('http://'):
-        hostport, slash, rest = text[len('http://'):].partition('/')
-        if slash and rest:
-            warnings.append('the path /%s in %s is ignored; requests go to the path options' % (rest, name))
-        text = 'http://' + hostport
+    text, ignored = split_url_path(value)
+    if ignored:
+        warnings.append('the path %s in %s is ignored; requests go to the path options' % (ignored, name))
     try:
         return parse_endpoint(text)
     except ValueError as exc:
