@@ -8,7 +8,9 @@
 set -euo pipefail
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
-HOST_PACKAGES=(podman runc debootstrap uidmap rsync git ca-certificates shellcheck)
+# netavark and aardvark-dns: containers on one podman network find each other
+# by name (molecule/fleet: the load balancer reaches the app hosts).
+HOST_PACKAGES=(podman runc netavark aardvark-dns debootstrap uidmap rsync git ca-certificates shellcheck)
 
 # ansible-core 2.20+ refuses older interpreters; look where such a Python
 # usually is, in order: $ZD_PYTHON, PATH, pyenv.

@@ -96,6 +96,12 @@ options:
       - A generated ID is C(YYYYMMDDTHHMMSSZ-REV) in UTC, where C(REV) is the first 7 letters and digits of the revision, or just
         the timestamp when no revision is given. If that ID is taken, C(-2), C(-3), ... is appended.
     type: str
+  id_time:
+    description:
+      - With O(state=prepare) and no O(release), the UTC time C(YYYYMMDDTHHMMSSZ) the generated ID starts with, instead of now.
+      - A deploy to several hosts passes one value to all of them (and to every wave), so a revision gets the same release ID
+        everywhere and a rollback can name one ID for the whole fleet.
+    type: str
   reason:
     description:
       - Why a release is marked bad (O(state=mark_bad), or O(state=rollback) with O(mark_current_bad=true)). Stored in the manifest.
@@ -385,6 +391,7 @@ from ansible_collections.zerodown.deploy.plugins.module_utils._lock import (
 
 ID_PATTERN = r'^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$'
 ID_RE = re.compile(r'[A-Za-z0-9][A-Za-z0-9._-]{0,127}')  # always used with fullmatch(): '$' would accept a trailing newline
+ID_TIME_RE = re.compile(r'\d{8}T\d{6}Z')
 GENERATED_ID_RE = re.compile(r'(\d{8}T\d{6}Z)(?:-([A-Za-z0-9]{1,7}))?(?:-\d+)?')
 STATUSES = ('good', 'bad', 'unfinished', 'unknown')
 MUTATING_STATES = ('prepare', 'switch', 'mark_bad', 'rollback', 'prune')
@@ -413,8 +420,8 @@ def validate_release_id(value: t.Any, what: str = 'release') -> str:
     return value
 
 
-def generate_release_id(now: float, revision: t.Optional[str]) -> str:
-    stamp = datetime.datetime.fromtimestamp(now, datetime.timezone.utc).strftime('%Y%m%dT%H%M%SZ')
+def generate_release_id(now: float, revision: t.Optional[str], id_time: t.Optional[str] = None) -> str:
+    stamp = id_time or datetime.datetime.fromtimestamp(now, datetime.timezone.utc).strftime('%Y%m%dT%H%M%SZ')
     short = re.sub(r'[^A-Za-z0-9]', '', revision or '')[:7]
     return '%s-%s' % (stamp, short) if short else stamp
 
@@ -830,9 +837,11 @@ class ReleaseManager:
         result['changed'] = False  # never writes, even if the manifest would be rebuilt
         return result
 
-    def prepare(self, release: t.Optional[str] = None, revision: t.Optional[str] = None) -> dict:
+    def prepare(self, release: t.Optional[str] = None, revision: t.Optional[str] = None, id_time: t.Optional[str] = None) -> dict:
         if release is not None:
             validate_release_id(release)
+        if id_time is not None and not ID_TIME_RE.fullmatch(id_time):
+            raise ReleaseError('Invalid id_time %s: it must be a UTC time like 20261121T101500Z (YYYYMMDDTHHMMSSZ)' % json.dumps(id_time))
 
         def action(st: State) -> dict:
             now = self.clock()
@@ -849,7 +858,7 @@ class ReleaseManager:
                 if os.path.lexists(path):
                     raise ReleaseError('%s exists but is not a release directory' % path)
             else:
-                rid = self._unique_id(st, generate_release_id(now, revision))
+                rid = self._unique_id(st, generate_release_id(now, revision, id_time))
                 path = self.layout.release_path(rid)
             entry = _new_entry('unfinished', st.next_seq(), epoch_to_iso(now), revision)
             entry['created_by'] = current_user()
@@ -1145,7 +1154,7 @@ def run_module(module: AnsibleModule) -> dict:
         if state == 'query':
             result = manager.info()
         elif state == 'prepare':
-            result = manager.prepare(p['release'], p['revision'])
+            result = manager.prepare(p['release'], p['revision'], p['id_time'])
         elif state == 'switch':
             result = manager.switch(p['release'])
         elif state == 'mark_bad':
@@ -1185,6 +1194,7 @@ def main() -> None:
             state=dict(type='str', default='query', choices=['prepare', 'switch', 'mark_bad', 'rollback', 'prune', 'query', 'lock', 'unlock']),
             release=dict(type='str'),
             revision=dict(type='str'),
+            id_time=dict(type='str'),
             reason=dict(type='str'),
             mark_current_bad=dict(type='bool', default=False),
             keep_releases=dict(type='int', default=5),

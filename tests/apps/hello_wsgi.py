@@ -12,9 +12,13 @@ releases that differ: {"release": "v2"} names it, {"crash_at_boot": true}
 makes it die at import (a missing dependency), and {"allowed_hosts": [...]}
 answers 400 to any other Host header, like Django's ALLOWED_HOSTS set for a
 laptop: fine when probed as localhost, broken behind the real server name.
+{"health_status": 503} makes the health paths answer that while every other
+path still answers 200: a release that only its health check finds broken.
+Every answer names the host too, for tests behind a load balancer.
 """
 import json
 import os
+import socket
 import time
 
 time.sleep(float(os.environ.get("HELLO_BOOT_SECONDS", "0")))
@@ -33,6 +37,9 @@ if SETTINGS.get("crash_at_boot"):
     raise RuntimeError("release.json says crash_at_boot: this release cannot start")
 RELEASE = SETTINGS.get("release") or os.environ.get("HELLO_RELEASE", "dev")
 ALLOWED_HOSTS = SETTINGS.get("allowed_hosts")
+HEALTH_STATUS = SETTINGS.get("health_status")
+HEALTH_PATHS = ("/health", "/healthz")
+HOSTNAME = socket.gethostname()
 
 
 def application(environ, start_response):
@@ -43,10 +50,14 @@ def application(environ, start_response):
         body = b"DisallowedHost"
         start_response("400 Bad Request", [("Content-Type", "text/plain"), ("Content-Length", str(len(body)))])
         return [body]
+    if HEALTH_STATUS and environ.get("PATH_INFO") in HEALTH_PATHS:
+        body = b"unhealthy"
+        start_response("%d Unhealthy" % HEALTH_STATUS, [("Content-Type", "text/plain"), ("Content-Length", str(len(body)))])
+        return [body]
     length = int(environ.get("CONTENT_LENGTH") or 0)
     received = len(environ["wsgi.input"].read(length)) if length else 0
     body = json.dumps({"pid": os.getpid(), "release": RELEASE, "method": method,
-                       "path": environ.get("PATH_INFO", "/"), "received": received}).encode()
+                       "path": environ.get("PATH_INFO", "/"), "received": received, "host": HOSTNAME}).encode()
     start_response("200 OK", [("Content-Type", "application/json"),
                               ("Content-Length", str(len(body))),
                               ("X-Served-By", str(os.getpid()))])

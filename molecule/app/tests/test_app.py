@@ -76,7 +76,8 @@ class Play:
             "vars": dict(app_vars(), ansible_connection="containers.podman.podman", ansible_python_interpreter="/usr/bin/python3"),
         }}
         self.inventory = self._write("inventory.yml", yaml.safe_dump(inventory))
-        self.extra = self._write("extra.json", json.dumps(extra or {}))
+        # Both hosts in one wave: every test here checks both shapes in the same run (molecule/fleet tests the waves).
+        self.extra = self._write("extra.json", json.dumps(dict({"zerodown_waves": ["100%"]}, **(extra or {}))))
         self.argv = ["ansible-playbook", "-i", self.inventory, "-e", "@" + self.extra, "zerodown.deploy.%s" % playbook]
         if check:
             self.argv.append("--check")

@@ -147,6 +147,21 @@ def test_prepare_without_revision_uses_timestamp_and_suffixes(base):
     assert with_rev['release'] == '20261121T101500Z-abcdef0'
 
 
+def test_prepare_id_time_gives_every_host_the_same_id(run_module, tmp_path):
+    # Two hosts of one deploy, preparing at different moments with the deploy's one id_time.
+    ids = [run_module(path=str(tmp_path / host), state='prepare', revision='3f2a9c1e77d0aa', id_time='20261121T101500Z')['release']
+           for host in ('web1', 'web2')]
+    assert ids == ['20261121T101500Z-3f2a9c1', '20261121T101500Z-3f2a9c1']
+
+
+@pytest.mark.parametrize('bad', ['2026-11-21T10:15:00Z', '20261121T101500', 'now', '20261121T101500Z/..'])
+def test_prepare_rejects_a_malformed_id_time_and_creates_nothing(run_module, base, bad):
+    res = run_module(path=str(base), state='prepare', revision='abc', id_time=bad)
+    assert res['failed'] is True
+    assert 'Invalid id_time' in res['msg'] and 'YYYYMMDDTHHMMSSZ' in res['msg']
+    assert not os.path.exists(os.path.join(str(base), 'releases'))
+
+
 def test_prepare_named_is_idempotent_while_unfinished(run_module, base):
     res = run_module(path=str(base), state='prepare', release='v1')
     assert res['changed'] is True
