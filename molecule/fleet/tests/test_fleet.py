@@ -29,7 +29,7 @@ WEB = ["zd-fleet-1", "zd-fleet-2", "zd-fleet-3"]
 BASE = "/srv/shop"
 SERVER_NAME = "shop.test"
 SERVERS_DIR = "/etc/nginx/conf.d/shop.servers"
-WAVE_PLAY = "Deploy with zero downtime, wave by wave"
+WAVE_PLAYS = ("Deploy with zero downtime, wave by wave", "Roll back to a good release")
 # The wall times of the deploys measured here, printed at the end for the closing note.
 WALL_TIMES = {}
 
@@ -86,8 +86,8 @@ def ok(proc):
 
 
 def waves(proc):
-    """The batches the deploy play ran, in order (one play header per wave)."""
-    return proc.stdout.count("PLAY [%s]" % WAVE_PLAY)
+    """The batches the deploy or rollback play ran (one play header per wave)."""
+    return sum(proc.stdout.count("PLAY [%s]" % name) for name in WAVE_PLAYS)
 
 
 def recap(proc):
@@ -130,8 +130,8 @@ def hostnames():
 
 def lb_servers():
     """{file name: its server line} of the load balancer's upstream."""
-    listing = podman_exec(LB, "sh", "-c", "for f in %s/*.conf; do echo \"$f|$(cat $f)\"; done" % SERVERS_DIR).stdout
-    return dict(line.split("|", 1) for line in listing.strip().splitlines())
+    listing = podman_exec(LB, "sh", "-c", "grep -H '^server' %s/*.conf" % SERVERS_DIR).stdout
+    return dict(line.split(":", 1) for line in listing.strip().splitlines())
 
 
 def loaded(background_load, action):
@@ -193,7 +193,9 @@ def test_a_canary_failing_its_health_check_stops_the_rollout_and_rolls_itself_ba
     assert proc.returncode != 0
     assert waves(proc) == 1, "the rollout went past the canary"
     assert load["requests"] > 0 and load["failed"] == 0, load
+    # The canary is the first app host of the inventory.
     canary, rest = WEB[0], WEB[1:]
+    assert set(recap(proc)) & set(WEB) == {canary}, recap(proc)
     assert recap(proc)[canary]["failed"] == 1
     now = state(canary)
     assert now["current"] == before[canary]["current"]
@@ -210,10 +212,12 @@ def test_a_canary_failing_its_health_check_stops_the_rollout_and_rolls_itself_ba
 def test_rollback_puts_one_release_back_on_every_host(background_load):
     v2 = state(WEB[1])["current"]
     v1 = sorted(rid for rid, status in state(WEB[1])["statuses"].items() if rid != v2 and status == "good")[-1]
-    proc, load = loaded(background_load, lambda: playbook("rollback", {"app_rollback_to": v1}))
-    show("rollback.yml to one release ID, 3 hosts", proc, load)
+    # Two waves: the first host, then the other two (drained together: one host keeps serving).
+    proc, load = loaded(background_load, lambda: playbook("rollback", {"app_rollback_to": v1, "zerodown_waves": [1, "100%"]}))
+    show("rollback.yml to one release ID, 3 hosts, waves [1, 100%], drained", proc, load)
     ok(proc)
     assert load["requests"] > 0 and load["failed"] == 0, load
+    assert waves(proc) == 2
     assert all(state(name)["current"] == v1 for name in WEB)
     assert all(answer["release"] == "v1" for answer in through_lb(30))
 
