@@ -10,6 +10,9 @@ local app over /run/hello.sock, TLS, static files, health location) and
 import json
 import os
 import re
+import subprocess
+import tempfile
+import time
 import uuid
 
 import pytest
@@ -341,3 +344,199 @@ def test_bad_input_gets_a_clear_error(rejected_runs, case):
 def test_bad_input_changes_nothing(host, rejected_runs):
     assert rejected_runs["after"] == rejected_runs["before"]
     assert request(host, "hello", "/")["status"] == 200
+
+
+# --- draining one server of an upstream (nginx_backend) -----------------------
+# Site "lb" (converge) lists two plain app servers in include mode: one file
+# per server in LB_DIR. The tests start the servers (files/lb_backend.py, each
+# answer takes BACKEND_DELAY so requests are always in flight) as transient
+# units, and take one out of the upstream with the module while it is killed
+# outright and started again.
+
+LB_DIR = "/etc/nginx/conf.d/lb.servers"
+LB_STAGE_DIR = "/var/lib/zerodown/nginx/lb/lb.servers"
+LB = {"a": "127.0.0.1:8101", "b": "127.0.0.1:8102"}
+LB_FILES = {name: "%s/%s.conf" % (LB_DIR, address.replace(":", "_")) for name, address in LB.items()}
+BACKEND_DELAY = 0.05
+LB_LOAD = dict(duration=60, max_requests=50000, workers=4, extra=["--host-header", "lb"])
+
+WAIT_PORT = r'''
+import socket, sys, time
+port, want_open = int(sys.argv[1]), sys.argv[2] == "open"
+deadline = time.monotonic() + 10
+while time.monotonic() < deadline:
+    try:
+        socket.create_connection(("127.0.0.1", port), timeout=1).close()
+        is_open = True
+    except OSError:
+        is_open = False
+    if is_open == want_open:
+        sys.exit(0)
+    time.sleep(0.05)
+sys.exit("port %d is not %s after 10 s" % (port, sys.argv[2]))
+'''
+
+
+class LbBackends:
+    """The two app servers of site "lb", each run as a transient unit (a new unit name per start)."""
+
+    def __init__(self, host):
+        self.host = host
+        self.units = {}
+        self.started = 0
+
+    def port(self, name):
+        return LB[name].rsplit(":", 1)[1]
+
+    def start(self, name):
+        self.started += 1
+        unit = "zd-lb-%s-%d" % (name, self.started)
+        self.host.check_output("systemd-run --quiet --collect --unit=%s python3 /usr/local/lib/zd_lb_backend.py %s %s %s",
+                               unit, self.port(name), name, str(BACKEND_DELAY))
+        self.host.check_output("python3 -c %s %s open", WAIT_PORT, self.port(name))
+        self.units[name] = unit
+
+    def kill(self, name):
+        """A hard stop: SIGKILL, no graceful shutdown; returns when the port refuses connections."""
+        self.host.check_output("systemctl kill --signal=SIGKILL %s.service", self.units[name])
+        self.host.check_output("python3 -c %s %s closed", WAIT_PORT, self.port(name))
+
+    def stop_all(self):
+        for unit in self.units.values():
+            self.host.run("systemctl stop %s.service", unit)
+
+
+@pytest.fixture(scope="module")
+def lb_backends(host):
+    backends = LbBackends(host)
+    for name in sorted(LB):
+        backends.start(name)
+    yield backends
+    backends.stop_all()
+
+
+@pytest.fixture(scope="module")
+def nginx_backend(container):
+    """Run zerodown.deploy.nginx_backend on the nginx container (ansible-playbook); returns its result, failed or not."""
+    def run(**args):
+        with tempfile.TemporaryDirectory() as tmp:
+            out = os.path.join(tmp, "result.json")
+            tasks = [
+                {"name": "Run nginx_backend", "zerodown.deploy.nginx_backend": dict({"servers_dir": LB_DIR}, **args),
+                 "register": "zd_result", "ignore_errors": True},
+                {"name": "Write the result", "ansible.builtin.copy": {"content": "{{ zd_result | to_json }}", "dest": out, "mode": "0600"},
+                 "delegate_to": "localhost"},
+            ]
+            playbook = os.path.join(tmp, "nginx_backend.yml")
+            with open(playbook, "w", encoding="utf-8") as handle:
+                json.dump([{"name": "nginx_backend", "hosts": "all", "gather_facts": False, "tasks": tasks}], handle)
+            argv = ["ansible-playbook", "-i", container + ",", "-c", "containers.podman.podman",
+                    "-e", "ansible_python_interpreter=/usr/bin/python3", playbook]
+            result = subprocess.run(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, check=False,
+                                    env=dict(os.environ, ANSIBLE_NOCOLOR="1"))
+            assert os.path.exists(out), "the nginx_backend play did not finish:\n" + result.stdout[-3000:]
+            with open(out, encoding="utf-8") as handle:
+                return json.load(handle)
+
+    return run
+
+
+def nginx_workers(host):
+    return [int(pid) for pid in host.check_output("pgrep --parent %s", str(main_pid(host, "nginx.service"))).split()]
+
+
+def server_files(host, directory=LB_DIR):
+    return sorted(name for name in host.file(directory).listdir() if name.endswith(".conf") and not name.startswith("."))
+
+
+def by_backend(report):
+    """Responses per app server process, e.g. {"a": {"a-101": 300, "a-202": 80}, "b": {"b-102": 410}}."""
+    counts = {}
+    for marker, count in report["marker_counts"].items():
+        counts.setdefault(marker.split("-")[0], {})[marker] = count
+    return counts
+
+
+def test_include_mode_writes_one_file_per_server(host):
+    lines = directives(host.file(SITE % "lb").content_string)
+    assert "include %s/*.conf;" % LB_DIR in lines
+    assert not [line for line in lines if line.startswith("server 127.")]
+    assert server_files(host) == server_files(host, LB_STAGE_DIR) == sorted(os.path.basename(path) for path in LB_FILES.values())
+    for name, path in LB_FILES.items():
+        assert directives(host.file(path).content_string) == ["server %s max_fails=3 fail_timeout=10s;" % LB[name]]
+        assert host.file(path).user == "root" and host.file(path).mode == 0o644
+
+
+def test_a_drained_server_is_killed_and_restarted_under_load_without_a_failed_request(
+        host, container, lb_backends, background_load, nginx_backend):
+    """Drain A (down + reload + wait for the old workers), SIGKILL it, start it again, put it back: GET+POST load sees nothing."""
+    assert request(host, "lb", "/")["status"] == 200
+    killed = "a-%s" % host.check_output("systemctl show --property=MainPID --value %s.service", lb_backends.units["a"])
+    load = background_load(container, NGINX, "lb-drain", **LB_LOAD)
+    down = nginx_backend(backend=LB["a"], state="down")
+    assert not down.get("failed"), down
+    assert down["changed"] and down["reloaded"] and down["drained"] and down["previous_state"] == "up" and down["state"] == "down"
+    assert down["old_workers"] and not set(down["old_workers"]) & set(nginx_workers(host))
+    assert host.file(LB_FILES["a"]).content_string.endswith("server %s max_fails=3 fail_timeout=10s down;\n" % LB["a"])
+    lb_backends.kill("a")
+    lb_backends.start("a")
+    up = nginx_backend(backend=LB["a"], state="up")
+    assert not up.get("failed"), up
+    assert up["changed"] and up["reloaded"] and not up["drained"] and up["previous_state"] == "down"
+    restarted = "a-%s" % host.check_output("systemctl show --property=MainPID --value %s.service", lb_backends.units["a"])
+    time.sleep(1.5)  # load on the restarted server (and another second when the load stops)
+    report = load.stop()
+    summary = {k: report[k] for k in ("requests", "ok", "failed", "failures_by_kind", "requests_per_s", "latency_ms", "methods")}
+    print("drain, kill and restart of one of two servers under load:", summary, by_backend(report),
+          "drain took %.3f s" % down["drain_seconds"])
+    assert report["failed"] == 0, report["failure_examples"]
+    assert report["methods"].get("POST", 0) > 0 and report["methods"].get("GET", 0) > 0
+    served = report["marker_counts"]
+    assert served.get(killed, 0) > 0 and served.get(restarted, 0) > 0, served
+    assert [marker for marker in served if marker.startswith("b-")], served
+
+
+def test_measure_the_same_kill_without_a_drain(host, container, lb_backends, background_load):
+    """A measurement, not a promise: what the kill costs when the server is NOT drained first (printed)."""
+    load = background_load(container, NGINX, "lb-nodrain", **LB_LOAD)
+    time.sleep(2)
+    lb_backends.kill("a")
+    lb_backends.start("a")
+    time.sleep(1)
+    report = load.stop()
+    print("the same kill without a drain:", {k: report[k] for k in ("requests", "failed", "failures_by_kind")},
+          report["failure_examples"][:5])
+
+
+def test_the_last_server_up_cannot_be_drained(host, lb_backends, nginx_backend):
+    down = nginx_backend(backend=LB["a"], state="down")
+    try:
+        assert down["changed"] and down["drained"], down
+        again = nginx_backend(backend=LB["a"], state="down")
+        assert not again["changed"] and not again["reloaded"] and again["previous_state"] == "down"
+        before = host.file(LB_FILES["b"]).content_string
+        workers = nginx_workers(host)
+        refused = nginx_backend(backend=LB["b"], state="down")
+        assert refused.get("failed"), refused
+        assert ("refusing to mark %s down: it is the last server that is up in %s (the others: %s down), and nginx would answer 502"
+                % (LB["b"], LB_DIR, LB["a"])) in refused["msg"], refused["msg"]
+        assert host.file(LB_FILES["b"]).content_string == before
+        assert nginx_workers(host) == workers
+        assert request(host, "lb", "/")["status"] == 200
+    finally:
+        restored = nginx_backend(backend=LB["a"], state="up")
+    assert restored["changed"] and restored["state"] == "up"
+
+
+def test_a_converge_marks_every_listed_server_up_and_removes_the_others(host, play, nginx_backend):
+    assert nginx_backend(backend=LB["a"], state="down")["changed"]
+    nginx_pid = main_pid(host, "nginx.service")
+    third = "127.0.0.1:8103"
+    result = play(ROLE, dict(converge_vars("lb"), nginx_upstream_servers=[LB["a"], third]))
+    assert result.returncode == 0, result.stdout[-3000:]
+    assert server_files(host) == server_files(host, LB_STAGE_DIR) == ["127.0.0.1_8101.conf", "127.0.0.1_8103.conf"]
+    assert directives(host.file(LB_FILES["a"]).content_string) == ["server %s max_fails=3 fail_timeout=10s;" % LB["a"]]
+    restored = play(ROLE, converge_vars("lb"))
+    assert restored.returncode == 0, restored.stdout[-3000:]
+    assert server_files(host) == sorted(os.path.basename(path) for path in LB_FILES.values())
+    assert main_pid(host, "nginx.service") == nginx_pid

@@ -7,7 +7,10 @@
 
 Builds a throw-away mirror of the configuration directory (symlinks to every
 live file, except LIVE, which points at CANDIDATE; an empty CANDIDATE leaves
-LIVE out), rewrites the main file's absolute paths into the mirror, and runs
+LIVE out; CANDIDATE may be a directory, e.g. an upstream's server files),
+copies the main file and every candidate file into the mirror with their
+absolute paths of the configuration directory pointed into the mirror (so an
+include in a candidate reads the other candidates), and runs
 `nginx -t -c MIRROR/nginx.conf`. Nothing live is written, so a failing test
 leaves the running configuration and the served traffic alone. nginx's output
 is printed on stderr with the mirror's paths shown as the live ones; the exit
@@ -38,7 +41,7 @@ def parse_args(argv=None):
             parser.error('expected absolute LIVE=CANDIDATE, got %r' % item)
         if not live.startswith(args.config_dir + os.sep):
             parser.error('%s is outside the configuration directory %s' % (live, args.config_dir))
-        if candidate and not os.path.isfile(candidate):
+        if candidate and not (os.path.isfile(candidate) or os.path.isdir(candidate)):
             parser.error('candidate %s does not exist' % candidate)
         args.replacements[live] = candidate
     return args
@@ -61,6 +64,19 @@ def mirror(live_dir, mirror_dir, replacements):
             os.symlink(live, target)
 
 
+def copy_into_mirror(source, target, live_dir, mirror_dir):
+    """Write source's text at target (replacing the symlink there) with live_dir's absolute paths pointed into mirror_dir."""
+    with open(source, encoding='utf-8') as handle:
+        text = handle.read()
+    # Relative includes already read the mirror (nginx resolves them against
+    # the -c file's directory); absolute ones of the live directory now do too.
+    text = text.replace(live_dir + '/', mirror_dir + '/')
+    if os.path.lexists(target):
+        os.unlink(target)
+    with open(target, 'w', encoding='utf-8') as handle:
+        handle.write(text)
+
+
 def main(argv=None):
     args = parse_args(argv)
     work = tempfile.mkdtemp(prefix='zerodown-nginx-test.')
@@ -70,16 +86,11 @@ def main(argv=None):
         replacements = dict(args.replacements)
         replacements.pop(args.config, None)
         mirror(args.config_dir, root, replacements)
-        with open(main_file, encoding='utf-8') as handle:
-            text = handle.read()
-        # Absolute includes of the live directory now read the mirror; relative
-        # ones already do (nginx resolves them against the -c file's directory).
-        text = text.replace(args.config_dir + '/', root + '/')
         mirrored_main = os.path.join(root, os.path.basename(args.config))
-        if os.path.lexists(mirrored_main):
-            os.unlink(mirrored_main)
-        with open(mirrored_main, 'w', encoding='utf-8') as handle:
-            handle.write(text)
+        copy_into_mirror(main_file, mirrored_main, args.config_dir, root)
+        for live, candidate in sorted(replacements.items()):
+            if candidate and os.path.isfile(candidate):
+                copy_into_mirror(candidate, root + live[len(args.config_dir):], args.config_dir, root)
         result = subprocess.run([args.nginx, '-t', '-c', mirrored_main], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                                 universal_newlines=True, check=False)
         output = result.stdout.replace(root + '/', args.config_dir + '/')

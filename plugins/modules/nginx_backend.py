@@ -1,0 +1,441 @@
+#!/usr/bin/python
+# Copyright (c) 2026, zerodown.deploy developers
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+module: nginx_backend
+short_description: Take one server out of an nginx upstream (drain it) and put it back, with no failed request
+version_added: 0.2.0
+author: zerodown.deploy developers (@zerodown)
+description:
+  - Runs on the load balancer. Manages one file per upstream server in O(servers_dir), the directory that the upstream block of
+    the P(zerodown.deploy.nginx_upstream#role) role includes when C(nginx_upstream_servers_include) is true. Each file holds one
+    C(server ADDRESS OPTIONS;) statement; O(state=down) adds C(down), O(state=up) removes it, O(state=absent) removes the file.
+  - After a change it tests the configuration (C(nginx -t)) and reloads nginx, never restarts it. When a reload takes a server
+    that was up out of the rotation, the module then waits until every nginx worker process that existed before the reload
+    has exited. Those old workers are the only processes that can still send a request to the server, so when the module
+    returns the server is drained and can be stopped, even killed, without a failed request.
+  - Refuses to take out the last server that is up in the directory (nginx would answer 502 to everything) unless
+    O(allow_last_down=true), and names the state of the others.
+  - Each file is written atomically (a temporary name that the C(*.conf) include does not match, then a rename). Runs on the
+    same directory are serialised with a lock file (C(.nginx_backend.lock)) in it.
+  - Only the Python standard library is used on the target.
+attributes:
+  check_mode:
+    description: Can run in check_mode and return changed status prediction without modifying target.
+    support: full
+    details:
+      - Reads the directory, applies every check (including the refusal of the last server up) and returns what would change,
+        without writing, testing or reloading anything.
+  diff_mode:
+    description: Will return details on what has changed (or possibly needs changing in check_mode), when in diff mode.
+    support: full
+  platform:
+    description: Target OS/families that can be operated against.
+    support: full
+    platforms: posix
+  idempotent:
+    description: When run twice in a row outside check mode, with the same arguments, the second invocation indicates no change.
+    support: full
+    details:
+      - An unchanged file is neither tested nor reloaded.
+  action_group:
+    description: Use C(group/zerodown.deploy.zerodown) in C(module_defaults) to set defaults for this module.
+    support: full
+    membership:
+      - zerodown.deploy.zerodown
+options:
+  servers_dir:
+    description:
+      - The directory of the upstream's server files, C(NGINX_UPSTREAM_CONF_DIR/NAME.servers) for the role, for example
+        V(/etc/nginx/conf.d/shop.servers). It must exist, except in check mode and for O(state=absent).
+    type: path
+    required: true
+  backend:
+    description:
+      - The server, exactly as nginx names it in the upstream, V(host:port) (V(app1.internal:8000)), V(ip:port)
+        (V(10.0.0.5:8000)), V([v6]:port) (V([fd00::5]:8000)) or V(unix:/path) (V(unix:/run/shop.sock)). No spaces, C(;), braces,
+        C(#) or line breaks.
+      - Its file is C(SERVERS_DIR/NAME.conf), NAME being the backend with every character other than letters, digits, C(.) and
+        C(-) replaced by C(_) (V(app1.internal_8000.conf)).
+    type: str
+    required: true
+  state:
+    description:
+      - V(up) puts the server in the rotation, V(down) keeps it listed but sends it no request (nginx's C(down)), V(absent)
+        removes it from the upstream.
+    type: str
+    choices: [up, down, absent]
+    default: up
+  server_options:
+    description:
+      - Other parameters of the C(server) statement, for example V(max_fails=3 fail_timeout=10s), V(weight=2) or V(backup).
+        No C(;), braces, C(#), line breaks or C(down) (O(state) decides that).
+      - When not set, an existing file keeps its parameters (so a drain and an undrain never change what the role wrote) and a
+        new file gets V(max_fails=3 fail_timeout=10s), what the role gives each of several servers by default.
+    type: str
+  allow_last_down:
+    description:
+      - Allow marking V(down) (or V(absent)) the last server that is up in O(servers_dir). Without it such a change fails,
+        because nginx would answer 502 to every request of the upstream.
+    type: bool
+    default: false
+  reload:
+    description:
+      - After a change, test the configuration with C(O(nginx_binary) -t) and reload nginx with C(systemctl reload O(service)),
+        then wait as described in O(drain_timeout). When the test fails, the previous content of the file is put back and the
+        module fails with nginx's message, having changed nothing.
+      - V(false) only writes the file (the P(zerodown.deploy.nginx_upstream#role) role writes staged files this way and tests
+        the complete configuration itself).
+    type: bool
+    default: true
+  drain_timeout:
+    description:
+      - Seconds, more than 0 and at most 86400, to wait after a reload until nginx runs at least one new worker process and,
+        when the change took a server that was up out of the rotation, until every worker that existed before the reload has
+        exited. Polled every 50 ms.
+      - An old worker lives as long as its slowest request (or a WebSocket or other upgraded connection; nginx's
+        C(worker_shutdown_timeout) bounds that). On timeout the module fails and the server stays down.
+    type: float
+    default: 60
+  nginx_binary:
+    description:
+      - The nginx binary used for C(nginx -t). Default C(nginx) from C(PATH), C(/usr/sbin) or C(/usr/local/sbin).
+    type: path
+  service:
+    description:
+      - The systemd unit that is reloaded.
+    type: str
+    default: nginx
+  pid_file:
+    description:
+      - nginx's pid file (C(pid) in nginx.conf), which names the master process; its children are the worker processes.
+    type: path
+    default: /run/nginx.pid
+notes:
+  - A drained server can be stopped, restarted or killed outright, as no request reaches it. Put it back with O(state=up) once
+    it is ready (for example after M(zerodown.deploy.health_check) passed on the app host).
+  - Several runs at once on one directory (a wave of app hosts delegated to the same load balancer) take turns on the
+    directory's lock, so each one sees the others' states when it checks for the last server up.
+seealso:
+  - module: zerodown.deploy.health_check
+  - module: zerodown.deploy.zero_downtime_restart
+  - name: Draining an app host out of nginx
+    description: How the drain works and how a deploy uses it.
+    link: https://github.com/zerodown/deploy/blob/main/docs/nginx_backend.md
+"""
+
+EXAMPLES = r"""
+- name: Take this app host out of the load balancer and wait until nginx no longer uses it
+  zerodown.deploy.nginx_backend:
+    servers_dir: /etc/nginx/conf.d/shop.servers
+    backend: "{{ inventory_hostname }}:8000"
+    state: down
+  delegate_to: lb1
+
+- name: Restart the app here; it needs no socket activation, nginx sends it nothing
+  ansible.builtin.systemd_service:
+    name: shop.service
+    state: restarted
+
+- name: Wait until it answers again
+  zerodown.deploy.health_check:
+    target: 127.0.0.1:8000
+    path: /healthz
+
+- name: Put it back
+  zerodown.deploy.nginx_backend:
+    servers_dir: /etc/nginx/conf.d/shop.servers
+    backend: "{{ inventory_hostname }}:8000"
+    state: up
+  delegate_to: lb1
+
+- name: Retire a host from the upstream (refused if it is the last one up)
+  zerodown.deploy.nginx_backend:
+    servers_dir: /etc/nginx/conf.d/shop.servers
+    backend: app3.internal:8000
+    state: absent
+"""
+
+RETURN = r"""
+backend:
+  description: The server managed.
+  returned: always
+  type: str
+  sample: app1.internal:8000
+state:
+  description: Its state now (in check mode, the state it would have).
+  returned: always
+  type: str
+  sample: down
+previous_state:
+  description: Its state before the run, V(up), V(down) or V(absent) (no file).
+  returned: always
+  type: str
+  sample: up
+path:
+  description: Its file.
+  returned: always
+  type: str
+  sample: /etc/nginx/conf.d/shop.servers/app1.internal_8000.conf
+reloaded:
+  description: Whether nginx was reloaded.
+  returned: always
+  type: bool
+  sample: true
+drained:
+  description:
+    - Whether this run took the server out of the rotation and saw every worker from before the reload exit. V(false) when
+      nothing was taken out (including when the server was already down).
+  returned: always
+  type: bool
+  sample: true
+drain_seconds:
+  description: Seconds waited after the reload, for a new worker and, when draining, for the old workers to exit; 0 without reload.
+  returned: always
+  type: float
+  sample: 0.31
+old_workers:
+  description: PIDs of nginx's worker processes (children of the master) just before the reload; empty without reload.
+  returned: always
+  type: list
+  elements: int
+  sample: [2211, 2212]
+diff:
+  description: The file's content before and after, in diff mode.
+  returned: when diff mode is on
+  type: dict
+  sample: {before: "server app1.internal:8000 max_fails=3 fail_timeout=10s;\n", after: "server app1.internal:8000 max_fails=3 fail_timeout=10s down;\n"}
+"""
+
+import os
+
+from ansible.module_utils.basic import AnsibleModule
+
+from ansible_collections.zerodown.deploy.plugins.module_utils._fs import atomic_write
+from ansible_collections.zerodown.deploy.plugins.module_utils._lock import FileLock, LockError
+from ansible_collections.zerodown.deploy.plugins.module_utils._nginx_backend import (
+    BackendError,
+    DrainWatch,
+    ProcTable,
+    check_backend,
+    check_server_options,
+    plan_change,
+    read_master_pid,
+    read_servers_dir,
+)
+
+LOCK_NAME = '.nginx_backend.lock'
+# Another run on the same directory may hold the lock through its whole drain.
+LOCK_EXTRA_SECONDS = 60
+MAX_DRAIN_TIMEOUT = 86400
+
+
+class BackendModule(AnsibleModule):
+    """AnsibleModule without the file stats it adds to a result with a ``path``.
+
+    Here ``path`` is the server's file and ``state`` the server's state (up,
+    down, absent); ``add_path_info`` would overwrite ``state`` with ``file``.
+    """
+
+    def add_path_info(self, kwargs):
+        return kwargs
+
+
+class ModuleError(Exception):
+    """The run failed; ``result`` is returned with the message."""
+
+    def __init__(self, msg: str, result=None):
+        super().__init__(msg)
+        self.result = result or {}
+
+
+class Settings:
+    """Validated options."""
+
+    def __init__(self, params: dict):
+        try:
+            self.backend = check_backend(params['backend'])
+            options = params['server_options']
+            self.server_options = None if options is None else check_server_options(options)
+        except BackendError as exc:
+            raise ModuleError(str(exc)) from None
+        self.servers_dir = params['servers_dir'].rstrip('/') or '/'
+        if not os.path.isabs(self.servers_dir):
+            raise ModuleError('servers_dir must be an absolute path, got %r' % params['servers_dir'])
+        self.state = params['state']
+        self.allow_last_down = params['allow_last_down']
+        self.reload = params['reload']
+        self.drain_timeout = params['drain_timeout']
+        if not 0 < self.drain_timeout <= MAX_DRAIN_TIMEOUT:
+            raise ModuleError('drain_timeout must be > 0 and <= %d seconds, got %g' % (MAX_DRAIN_TIMEOUT, self.drain_timeout))
+        self.nginx_binary = params['nginx_binary']
+        self.service = params['service']
+        self.pid_file = params['pid_file']
+
+
+class Nginx:
+    """nginx -t and systemctl reload, through the module's run_command."""
+
+    def __init__(self, module: AnsibleModule, settings: Settings):
+        self.module = module
+        self.settings = settings
+        self.binary = settings.nginx_binary or module.get_bin_path('nginx', required=True, opt_dirs=['/usr/sbin', '/usr/local/sbin'])
+        self.systemctl = module.get_bin_path('systemctl', required=True)
+
+    def test(self) -> str:
+        """None when the configuration passes nginx -t, else nginx's message."""
+        rc, out, err = self.module.run_command([self.binary, '-t'], environ_update={'LC_ALL': 'C'})
+        return None if rc == 0 else ((err or '') + (out or '')).strip() or 'nginx -t exited %d' % rc
+
+    def reload(self) -> str:
+        """None when systemctl reloaded nginx, else its message."""
+        rc, out, err = self.module.run_command([self.systemctl, 'reload', self.settings.service], environ_update={'LC_ALL': 'C'})
+        return None if rc == 0 else ((err or '') + (out or '')).strip() or 'systemctl reload exited %d' % rc
+
+
+def _write(path: str, text):
+    """Put ``text`` in ``path`` atomically, or remove it when ``text`` is None."""
+    if text is None:
+        try:
+            os.unlink(path)
+        except FileNotFoundError:
+            pass
+    else:
+        atomic_write(path, text, mode=0o644)
+
+
+def _result(settings: Settings, plan) -> dict:
+    return {
+        'changed': plan.changed,
+        'backend': settings.backend,
+        'state': settings.state,
+        'previous_state': plan.previous_state,
+        'path': plan.path,
+        'reloaded': False,
+        'drained': False,
+        'drain_seconds': 0.0,
+        'old_workers': [],
+    }
+
+
+def _plan(settings: Settings, files: dict):
+    try:
+        return plan_change(settings.servers_dir, files, settings.backend, settings.state, settings.server_options,
+                           allow_last_down=settings.allow_last_down)
+    except BackendError as exc:
+        raise ModuleError(str(exc)) from None
+
+
+def _apply_and_reload(module: AnsibleModule, settings: Settings, plan, result: dict) -> None:
+    """Write the file, test, reload, wait; puts the previous content back when nginx rejects the change."""
+    nginx = Nginx(module, settings) if settings.reload else None
+    if nginx is not None:
+        try:
+            master = read_master_pid(settings.pid_file)
+        except BackendError as exc:
+            raise ModuleError('%s. Nothing was changed.' % exc) from None
+    _write(plan.path, plan.new_text)
+    if nginx is None:
+        return
+    what = '%s %s in %s' % (settings.backend, settings.state, plan.path)
+    failure = nginx.test()
+    if failure is None:
+        table = ProcTable()
+        old = table.children(master)
+        result['old_workers'] = sorted(old)
+        failure = nginx.reload()
+        if failure is None:
+            result['reloaded'] = True
+            _wait(settings, plan, result, DrainWatch(table, settings.pid_file, master, old))
+            return
+        failure = 'systemctl reload %s failed with %s: %s' % (settings.service, what, failure)
+    else:
+        failure = 'nginx -t rejected the configuration with %s: %s' % (what, failure)
+    _write(plan.path, plan.previous_text)
+    result.update(changed=False, state=plan.previous_state)
+    raise ModuleError('%s. The previous content of %s is back and nginx was not reloaded: nothing changed.' % (failure, plan.path), result)
+
+
+def _wait(settings: Settings, plan, result: dict, watch: DrainWatch) -> None:
+    outcome = watch.wait(settings.drain_timeout, old_must_exit=plan.takes_out)
+    result['drain_seconds'] = round(outcome.seconds, 3)
+    if outcome.done:
+        result['drained'] = plan.takes_out
+        return
+    if not outcome.new_workers:
+        msg = ('nginx was reloaded with %s %s, but no new worker process appeared within %g s, so the new configuration may '
+               'not be in use; see nginx\'s error log' % (settings.backend, settings.state, settings.drain_timeout))
+    else:
+        msg = ('%s is marked %s and nginx was reloaded, but %d worker process(es) from before the reload (PIDs %s) were still '
+               'running after %g s and can still send requests to it (long requests, or upgraded connections such as WebSockets: '
+               'see nginx\'s worker_shutdown_timeout). It stays %s in %s; stopping it now may fail those requests'
+               % (settings.backend, settings.state, len(outcome.remaining), ', '.join(str(p) for p in outcome.remaining),
+                  settings.drain_timeout, settings.state, plan.path))
+    raise ModuleError(msg, result)
+
+
+def run_module(module: AnsibleModule) -> dict:
+    settings = Settings(module.params)
+    if not os.path.isdir(settings.servers_dir):
+        # In check mode it may be a directory the role has not created yet; absent has nothing to remove.
+        if not (module.check_mode or settings.state == 'absent'):
+            raise ModuleError('servers_dir %s does not exist; the nginx_upstream role creates it with '
+                              'nginx_upstream_servers_include: true' % settings.servers_dir)
+        plan = _plan(settings, {})
+        return _with_diff(module, plan, _result(settings, plan))
+    if module.check_mode:
+        plan = _plan(settings, read_servers_dir(settings.servers_dir))
+        return _with_diff(module, plan, _result(settings, plan))
+    lock = FileLock(os.path.join(settings.servers_dir, LOCK_NAME), timeout=settings.drain_timeout + LOCK_EXTRA_SECONDS,
+                    poll_interval=0.05, create_dirs=False)
+    try:
+        lock.acquire()
+    except LockError as exc:
+        raise ModuleError('another run is changing %s: %s' % (settings.servers_dir, exc)) from None
+    try:
+        # Read under the lock: the refusal of the last server up must see the other runs' changes.
+        plan = _plan(settings, read_servers_dir(settings.servers_dir))
+        result = _with_diff(module, plan, _result(settings, plan))
+        if plan.changed:
+            _apply_and_reload(module, settings, plan, result)
+        return result
+    finally:
+        lock.release()
+
+
+def _with_diff(module: AnsibleModule, plan, result: dict) -> dict:
+    if module._diff:  # pylint: disable=protected-access
+        result['diff'] = {'before': plan.previous_text or '', 'after': plan.new_text or '',
+                          'before_header': plan.path, 'after_header': plan.path}
+    return result
+
+
+def main() -> None:
+    module = BackendModule(
+        argument_spec=dict(
+            servers_dir=dict(type='path', required=True),
+            backend=dict(type='str', required=True),
+            state=dict(type='str', default='up', choices=['up', 'down', 'absent']),
+            server_options=dict(type='str'),
+            allow_last_down=dict(type='bool', default=False),
+            reload=dict(type='bool', default=True),
+            drain_timeout=dict(type='float', default=60),
+            nginx_binary=dict(type='path'),
+            service=dict(type='str', default='nginx'),
+            pid_file=dict(type='path', default='/run/nginx.pid'),
+        ),
+        supports_check_mode=True,
+    )
+    try:
+        result = run_module(module)
+    except ModuleError as exc:
+        module.fail_json(msg=str(exc), **exc.result)
+    module.exit_json(**result)
+
+
+if __name__ == '__main__':
+    main()
