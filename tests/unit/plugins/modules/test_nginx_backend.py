@@ -159,12 +159,20 @@ class Nginx:
         return sorted(int(name) for name in os.listdir('/proc') if name.isdigit() and _ppid(name) == self.master.pid)
 
     def stop(self):
-        if self.master is not None and self.master.poll() is None:
+        if self.master is None:
+            return
+        if self.master.poll() is None:
             os.killpg(self.master.pid, signal.SIGTERM)
             try:
                 self.master.wait(5)
             except subprocess.TimeoutExpired:
-                os.killpg(self.master.pid, signal.SIGKILL)
+                pass
+        # A worker forked just before the SIGTERM may not have its own handler yet and would outlive
+        # the test: kill whatever is left of the process group.
+        try:
+            os.killpg(self.master.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
 
     def calls(self):
         if not os.path.exists(self.log_path):
