@@ -15,8 +15,8 @@ description:
     saw, phase by phase - C(baseline) (steady state before the action), C(during) (the action, including the waits for readiness)
     and C(tail) (after readiness).
   - The action is a plain C(systemctl restart), a rolling restart of the instances C(NAME@1..N.service) one at a time (each waiting
-    for readiness before the next, so some instance is always accepting on the shared socket), a C(systemctl reload), or a given
-    command.
+    for readiness before the next, so some instance is always accepting on the shared socket), a C(systemctl reload), a given
+    command, or the blue/green switch of proxy mode (O(mode=blue_green), the same switch as M(zerodown.deploy.blue_green)).
   - Readiness of a restarted unit means that its C(MainPID) changed from the old one and its C(ActiveState) is V(active) (for
     C(Type=notify) units systemd already waited for C(READY=1) before C(systemctl restart) returned), and then that O(health_path)
     answered with a 2xx status three times in a row through O(health_target). All of it within O(ready_timeout) seconds.
@@ -71,8 +71,14 @@ options:
         PID is not expected to change.
       - V(command) runs O(command) instead of C(systemctl), then waits for the health path to answer. Old and new main PIDs are
         reported when the units exist.
+      - V(blue_green) is for apps installed by the P(zerodown.deploy.socket_service#role) role with C(socket_service_mode=proxy).
+        It starts C(NAME-app@IDLE.service) on the idle port of O(ports), waits until it is active and answers O(health_path) on
+        C(http://127.0.0.1:IDLE) (the new slot's own address; O(health_target) is refused), points the public proxy's link at
+        the new slot, waits until the old port has no established connection (at most O(drain_timeout)), then stops and
+        disables the old slot. A new slot that does not become healthy is stopped again, and the live slot keeps serving. Only
+        with O(instances=1). See RV(blue_green).
     type: str
-    choices: [auto, restart, rolling, reload, command]
+    choices: [auto, restart, rolling, reload, command, blue_green]
     default: auto
   command:
     description:
@@ -80,6 +86,20 @@ options:
         otherwise.
     type: list
     elements: str
+  ports:
+    description:
+      - With O(mode=blue_green), the two slots' TCP ports on C(127.0.0.1), two different ports between 1 and 65535. Default
+        V([8001, 8002]), as the P(zerodown.deploy.socket_service#role) role's C(socket_service_proxy_ports).
+      - Refused with the other modes.
+    type: list
+    elements: int
+  drain_timeout:
+    description:
+      - With O(mode=blue_green), seconds to wait after the switch until the old port has had no established connection for one
+        second, more than 0 and at most 3600. When it runs out, a warning says how many connections were left and the old slot
+        is stopped anyway. Default V(30).
+      - Refused with the other modes.
+    type: float
   target:
     description:
       - Where the load goes. V(unix:/run/hello.sock) or V(/run/hello.sock) for a Unix socket (HTTP over C(AF_UNIX)),
@@ -105,6 +125,7 @@ options:
   health_target:
     description:
       - Endpoint of the readiness probes, in the same forms as O(target). Defaults to O(target).
+      - Refused with O(mode=blue_green), which probes the new slot on its own port.
     type: str
   workers:
     description:
@@ -233,6 +254,16 @@ EXAMPLES = r"""
     mode: reload
     target: /run/shop.sock
 
+- name: Blue/green switch of a proxy-mode app (it binds its own port) through nginx
+  zerodown.deploy.zero_downtime_restart:
+    service: legacy
+    mode: blue_green
+    ports: [8001, 8002]
+    drain_timeout: 30
+    target: http://127.0.0.1
+    host_header: legacy.example.com
+    health_path: /health
+
 - name: Any command, measured the same way
   zerodown.deploy.zero_downtime_restart:
     service: shop
@@ -249,7 +280,9 @@ mode:
   type: str
   sample: rolling
 units:
-  description: The systemd units acted on, in order.
+  description:
+    - The systemd units acted on, in order. With O(mode=blue_green), the app of the new slot, then (when a slot was live) the
+      app of the old one.
   returned: always
   type: list
   elements: str
@@ -416,12 +449,16 @@ marker_counts:
   type: dict
   sample: {"812": 1200, "813": 1180, "1410": 1500, "1422": 1441}
 pids:
-  description: Main PID of each unit before and after the action (V(null) when unknown, 0 when the unit was not running).
+  description:
+    - Main PID of each unit before and after the action (V(null) when unknown, 0 when the unit was not running).
+    - With O(mode=blue_green), the units are C(NAME-app@PORT.service); the old slot's C(new) is 0 once it was stopped.
   returned: when the load ran
   type: dict
   sample: {hello@1.service: {old: 812, new: 1410}, hello@2.service: {old: 813, new: 1422}}
 steps:
-  description: What the action did, in order. Times are milliseconds after the start of the load.
+  description:
+    - What the action did, in order. Times are milliseconds after the start of the load.
+    - With O(mode=blue_green), the link swap is recorded as argv C([symlink, TARGET, LINK]) and the drain as C([drain, PORT]).
   returned: when the load ran
   type: list
   elements: dict
@@ -456,6 +493,28 @@ latency_ratio:
   returned: when the load ran
   type: float
   sample: 1.3
+blue_green:
+  description: With O(mode=blue_green), what the switch did.
+  returned: when O(mode=blue_green) and the load ran
+  type: dict
+  contains:
+    link:
+      description: The link the public proxy forwards to.
+      type: str
+    live_before:
+      description: Port of the slot live before, V(null) when there was none.
+      type: int
+    live_after:
+      description: Port of the slot live after, V(null) when the switch failed before the link moved.
+      type: int
+    switched:
+      description: Whether the link was pointed at the new slot. V(false) after a failure means the old slot still serves.
+      type: bool
+    drain:
+      description: C(drained), C(waited_s), C(connections_left) of the old slot; V(null) when no slot was live before.
+      type: dict
+  sample: {link: /var/lib/zerodown/shop/live.sock, live_before: 8001, live_after: 8002, switched: true,
+           drain: {drained: true, waited_s: 1.0, connections_left: 0}}
 timeline_path:
   description: Path of the timeline written, or V(null).
   returned: always
@@ -471,6 +530,19 @@ import typing as t
 
 from ansible.module_utils.basic import AnsibleModule
 
+from ansible_collections.zerodown.deploy.plugins.module_utils._bluegreen import (
+    DEFAULT_DRAIN_TIMEOUT,
+    DEFAULT_PORTS,
+    BlueGreenError,
+    SlotUnits,
+    Switch,
+    Systemctl as SlotSystemctl,
+    check_drain_timeout,
+    check_ports,
+    idle_port,
+    link_path,
+    live_port,
+)
 from ansible_collections.zerodown.deploy.plugins.module_utils._fs import atomic_write
 from ansible_collections.zerodown.deploy.plugins.module_utils._health import SHOW_PROPERTIES, NotHealthy, describe_state, parse_show, wait_healthy
 from ansible_collections.zerodown.deploy.plugins.module_utils._http import parse_endpoint, split_url_path
@@ -482,7 +554,9 @@ from ansible_collections.zerodown.deploy.plugins.module_utils._load import (
     timeline,
 )
 
-MODES = ('auto', 'restart', 'rolling', 'reload', 'command')
+MODES = ('auto', 'restart', 'rolling', 'reload', 'command', 'blue_green')
+# Options that only mean something with mode=blue_green.
+BLUE_GREEN_OPTIONS = ('ports', 'drain_timeout')
 SERVICE_RE = re.compile(r'[A-Za-z0-9][A-Za-z0-9_.:\\-]{0,199}')  # used with fullmatch()
 # Module phase names for the load generator's before / during / after.
 PHASE_NAMES = (('baseline', 'before'), ('during', 'during'), ('tail', 'after'))
@@ -573,6 +647,7 @@ class Plan:
         if mode == 'auto':
             mode = 'rolling' if self.instances >= 2 else 'restart'
         self.mode = mode
+        self._blue_green(params)
         self.command = params['command']
         if mode == 'command':
             if not self.command or not self.command[0]:
@@ -583,6 +658,9 @@ class Plan:
             self.command = None
 
         self.target = _endpoint('target', params['target'] or 'unix:/run/%s.sock' % self.service, self.warnings)
+        if params['health_target'] and mode == 'blue_green':
+            raise ModuleError('health_target is not used with mode=blue_green: the new slot is probed on its own port, '
+                              'http://127.0.0.1:PORT, before it goes live')
         self.health_target = _endpoint('health_target', params['health_target'], self.warnings) if params['health_target'] else self.target
         self.path = _request_path('path', params['path'])
         self.health_path = _request_path('health_path', params['health_path'])
@@ -623,8 +701,35 @@ class Plan:
             if os.path.isdir(self.timeline_path):
                 raise ModuleError('timeline_path: %s is a directory' % self.timeline_path)
 
+    def _blue_green(self, params: dict) -> None:
+        """Settings of mode=blue_green; its options are refused in the other modes, like command.
+
+        The live slot is read from the link (a read, also in check mode), so
+        that units and the report line name the slots that will act.
+        """
+        self.ports = self.drain_timeout = self.live = self.idle = None
+        if self.mode != 'blue_green':
+            given = [name for name in BLUE_GREEN_OPTIONS if params.get(name) is not None]
+            if given:
+                raise ModuleError('%s %s only used with mode=blue_green (mode is %s)'
+                                  % (' and '.join(given), 'is' if len(given) == 1 else 'are', params['mode']))
+            return
+        if self.instances != 1:
+            raise ModuleError('mode=blue_green runs one app per slot: instances must be 1, got %d' % self.instances)
+        try:
+            self.ports = check_ports(params['ports'] if params.get('ports') is not None else DEFAULT_PORTS)
+            self.drain_timeout = check_drain_timeout(params['drain_timeout'] if params.get('drain_timeout') is not None
+                                                     else DEFAULT_DRAIN_TIMEOUT)
+        except ValueError as exc:
+            raise ModuleError(str(exc))
+        self.live = live_port(link_path(self.service))
+        self.idle = idle_port(self.live, self.ports)
+        self.units = [SlotUnits(self.service, self.idle).app] + ([SlotUnits(self.service, self.live).app] if self.live is not None else [])
+
     def describe(self) -> str:
         """What the action is, for the report line."""
+        if self.mode == 'blue_green':
+            return 'blue/green switch from slot %s to slot %d' % (self.live if self.live is not None else '(none)', self.idle)
         count = '%d instance%s' % (len(self.units), '' if len(self.units) == 1 else 's')
         if self.mode == 'rolling':
             return 'rolling restart of %s' % count
@@ -646,11 +751,12 @@ class Plan:
         }
 
     def base_result(self) -> dict:
+        health_target = str(self.health_target) if self.mode != 'blue_green' else '127.0.0.1:%d' % self.idle
         return {
             'mode': self.mode,
             'units': list(self.units),
             'target': str(self.target),
-            'health_target': str(self.health_target),
+            'health_target': health_target,
             'command': self.command,
             'bounds': self.bounds(),
             'timeline_path': None,
@@ -704,6 +810,7 @@ class Action:
         self.pids = dict((unit, {'old': None, 'new': None}) for unit in plan.units)
         self.started_at = None
         self.finished_at = None
+        self.blue_green = None
 
     def _ms(self, at: float) -> float:
         return round((at - self.origin) * 1000.0, 3)
@@ -790,7 +897,9 @@ class Action:
         self.started_at = time.monotonic()
         try:
             plan = self.plan
-            if plan.mode == 'rolling':
+            if plan.mode == 'blue_green':
+                self.switch_slots()
+            elif plan.mode == 'rolling':
                 for unit in plan.units:
                     self._old_pids([unit])
                     step = self._run(self.systemd.argv('restart', [unit]), [unit])
@@ -806,6 +915,27 @@ class Action:
         finally:
             self.finished_at = time.monotonic()
 
+    def switch_slots(self) -> None:
+        """mode=blue_green: the proxy-mode switch of module_utils/_bluegreen, its steps and PIDs recorded like the other modes'."""
+        plan = self.plan
+        systemctl = SlotSystemctl(self.module.run_command, self.systemd.path, self.module.get_bin_path('journalctl'))
+        switch = Switch(plan.service, plan.ports, systemctl, health_path=plan.health_path, host_header=plan.host_header,
+                        ready_timeout=plan.ready_timeout, drain_timeout=plan.drain_timeout, probe_timeout=min(plan.timeout, PROBE_TIMEOUT),
+                        warn=self.module.warn)
+        self.ran = True
+        try:
+            switch.switch()
+        except BlueGreenError as exc:
+            raise ActionError(str(exc))
+        finally:
+            for step in systemctl.steps:
+                self.steps.append({'units': step['units'], 'argv': step['argv'], 'rc': step['rc'],
+                                   'started_ms': self._ms(step['started']),
+                                   'returned_ms': None if step['returned'] is None else self._ms(step['returned']),
+                                   'ready_ms': None if step['ready'] is None else self._ms(step['ready'])})
+            self.pids.update(switch.pids)
+            self.blue_green = dict((key, value) for key, value in switch.result.items() if key not in ('changed', 'idle'))
+
     @property
     def duration_s(self) -> t.Optional[float]:
         if self.started_at is None or self.finished_at is None:
@@ -815,7 +945,11 @@ class Action:
 
 def preflight(plan: Plan, systemd: Systemd) -> None:
     """Every unit must exist before any load or restart."""
-    for unit in plan.units:
+    units = list(plan.units)
+    if plan.mode == 'blue_green':
+        # Both slots' app and socket: the role installs them as templates, so an instance of each must load.
+        units = [unit for port in plan.ports for unit in (SlotUnits(plan.service, port).app, SlotUnits(plan.service, port).socket)]
+    for unit in units:
         try:
             state = systemd.show(unit)
         except ActionError as exc:
@@ -871,6 +1005,8 @@ def build_result(plan: Plan, run: LoadRun, action: Action, covered: bool) -> dic
     result['pids'] = action.pids
     result['steps'] = action.steps
     result['action_duration_s'] = action.duration_s
+    if plan.mode == 'blue_green':
+        result['blue_green'] = action.blue_green
     result['latency_ratio'] = latency_ratio(result['phases'])
     result['report'] = summary_line(plan, result)
     return result
@@ -991,6 +1127,8 @@ def main() -> None:
             max_latency_ratio=dict(type='float'),
             timeline_path=dict(type='path'),
             marker_header=dict(type='str', default='X-Served-By'),
+            ports=dict(type='list', elements='int'),
+            drain_timeout=dict(type='float'),
         ),
         supports_check_mode=True,
     )
