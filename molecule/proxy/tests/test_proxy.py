@@ -410,7 +410,11 @@ def test_bad_input_is_rejected_with_a_clear_error_and_changes_nothing(rejections
 def test_a_reboot_comes_back_on_the_live_slot():
     live, release = live_port(), served()["release"]
     subprocess.run(["podman", "restart", CONTAINER], check=True, capture_output=True)
-    assert podman_exec("systemctl", "is-system-running", "--wait").stdout.strip() in ("running", "degraded")
+    # Until systemd has set up its bus, systemctl fails at once ("Failed to connect to bus").
+    deadline = time.monotonic() + 60
+    while podman_exec("systemctl", "is-system-running", "--wait").stdout.strip() not in ("running", "degraded"):
+        assert time.monotonic() < deadline, "the container did not boot within 60 s"
+        time.sleep(0.5)
     # The app binds its port a second after boot; until then the slot's proxy cannot reach it (docs/proxy.md, limits).
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
