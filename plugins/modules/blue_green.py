@@ -183,12 +183,9 @@ from ansible_collections.zerodown.deploy.plugins.module_utils._bluegreen import 
     link_path,
     live_port,
 )
+from ansible_collections.zerodown.deploy.plugins.module_utils._module import ModuleError, finish, header_value, request_path
 
 NAME_RE = re.compile(r'[A-Za-z0-9][A-Za-z0-9_.-]{0,63}')  # used with fullmatch()
-
-
-class ModuleError(Exception):
-    """Invalid arguments: nothing ran."""
 
 
 def check_params(params: dict) -> None:
@@ -200,13 +197,10 @@ def check_params(params: dict) -> None:
         check_drain_timeout(params['drain_timeout'])
     except ValueError as exc:
         raise ModuleError(str(exc))
-    path = params['health_path']
-    if not path.startswith('/') or any(c.isspace() or ord(c) < 32 or ord(c) == 127 for c in path):
-        raise ModuleError('health_path must start with "/" and contain no whitespace or control characters, got %r' % path)
+    request_path('health_path', params['health_path'])
     if not 0 < params['ready_timeout'] <= 3600:
         raise ModuleError('ready_timeout must be > 0 and <= 3600 seconds, got %s' % params['ready_timeout'])
-    if params['host_header'] is not None and any(c in params['host_header'] for c in '\r\n\x00'):
-        raise ModuleError('host_header must not contain line breaks')
+    header_value('host_header', params['host_header'])
 
 
 def steps_result(steps: list, origin: float) -> list:
@@ -274,13 +268,7 @@ def main() -> None:
         ),
         supports_check_mode=True,
     )
-    try:
-        result, failure = run_module(module)
-    except ModuleError as exc:
-        module.fail_json(msg=str(exc))
-    if failure is not None:
-        module.fail_json(msg=failure, **result)
-    module.exit_json(**result)
+    finish(module, run_module)
 
 
 if __name__ == '__main__':

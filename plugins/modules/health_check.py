@@ -165,13 +165,10 @@ from ansible_collections.zerodown.deploy.plugins.module_utils._health import (
     wait_healthy,
 )
 from ansible_collections.zerodown.deploy.plugins.module_utils._http import parse_endpoint, split_url_path
+from ansible_collections.zerodown.deploy.plugins.module_utils._module import ModuleError, finish, header_value, request_path
 
 UNIT_RE = re.compile(r'[A-Za-z0-9][A-Za-z0-9_.:@\\-]{0,250}\.(service|socket)')  # used with fullmatch()
 REPORTED_PROPERTIES = ('LoadState', 'ActiveState', 'SubState', 'Result', 'MainPID', 'ExecMainStatus')
-
-
-class ModuleError(Exception):
-    """Invalid arguments: nothing was probed."""
 
 
 def _bounded(name: str, value, low, high, low_open: bool = False):
@@ -197,13 +194,8 @@ class Settings:
     def __init__(self, params: dict):
         self.warnings = []
         self.target = _endpoint(params['target'], self.warnings)
-        path = params['path']
-        if not path.startswith('/') or any(c.isspace() or ord(c) < 32 or ord(c) == 127 for c in path):
-            raise ModuleError('path must start with "/" and contain no whitespace or control characters, got %r' % path)
-        self.path = path
-        self.host_header = params['host_header'] or None
-        if self.host_header is not None and any(c in self.host_header for c in '\r\n\x00'):
-            raise ModuleError('host_header must not contain line breaks')
+        self.path = request_path('path', params['path'])
+        self.host_header = header_value('host_header', params['host_header'])
         self.successes = _bounded('successes', params['successes'], 1, 100)
         self.timeout = _bounded('timeout', params['timeout'], 0, 3600, low_open=True)
         self.probe_timeout = _bounded('probe_timeout', params['probe_timeout'], 0, 300, low_open=True)
@@ -304,13 +296,7 @@ def main() -> None:
         ),
         supports_check_mode=True,
     )
-    try:
-        result, failure = run_module(module)
-    except ModuleError as exc:
-        module.fail_json(msg=str(exc))
-    if failure is not None:
-        module.fail_json(msg=failure, **result)
-    module.exit_json(**result)
+    finish(module, run_module)
 
 
 if __name__ == '__main__':

@@ -553,6 +553,7 @@ from ansible_collections.zerodown.deploy.plugins.module_utils._load import (
     phase_timing,
     timeline,
 )
+from ansible_collections.zerodown.deploy.plugins.module_utils._module import ModuleError, finish, header_value, request_path
 
 MODES = ('auto', 'restart', 'rolling', 'reload', 'command', 'blue_green')
 # Options that only mean something with mode=blue_green.
@@ -571,10 +572,6 @@ MAX_TIMEOUT = 300.0
 MAX_WORKERS = 64
 MAX_REQUESTS = 1000000
 MAX_RATE = 1000000.0
-
-
-class ModuleError(Exception):
-    """Invalid arguments or a failed pre-flight check: nothing ran."""
 
 
 class ActionError(Exception):
@@ -607,12 +604,6 @@ def _endpoint(name: str, value: str, warnings: list):
         return parse_endpoint(text)
     except ValueError as exc:
         raise ModuleError('%s: %s' % (name, exc))
-
-
-def _request_path(name: str, value: str) -> str:
-    if not value or not value.startswith('/') or any(c.isspace() or ord(c) < 32 or ord(c) == 127 for c in value):
-        raise ModuleError('%s must start with "/" and contain no whitespace or control characters, got %r' % (name, value))
-    return value
 
 
 def service_name(value: str) -> str:
@@ -662,11 +653,9 @@ class Plan:
             raise ModuleError('health_target is not used with mode=blue_green: the new slot is probed on its own port, '
                               'http://127.0.0.1:PORT, before it goes live')
         self.health_target = _endpoint('health_target', params['health_target'], self.warnings) if params['health_target'] else self.target
-        self.path = _request_path('path', params['path'])
-        self.health_path = _request_path('health_path', params['health_path'])
-        self.host_header = params['host_header'] or None
-        if self.host_header is not None and any(c in self.host_header for c in '\r\n\x00'):
-            raise ModuleError('host_header must not contain line breaks')
+        self.path = request_path('path', params['path'])
+        self.health_path = request_path('health_path', params['health_path'])
+        self.host_header = header_value('host_header', params['host_header'])
         self.marker_header = params['marker_header'] or None
         if self.marker_header is not None and not re.fullmatch(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+", self.marker_header):
             raise ModuleError('marker_header must be an HTTP header name, got %r' % self.marker_header)
@@ -1132,13 +1121,7 @@ def main() -> None:
         ),
         supports_check_mode=True,
     )
-    try:
-        result, failure = run_module(module)
-    except ModuleError as exc:
-        module.fail_json(msg=str(exc))
-    if failure is not None:
-        module.fail_json(msg=failure, **result)
-    module.exit_json(**result)
+    finish(module, run_module)
 
 
 if __name__ == '__main__':
