@@ -13,24 +13,13 @@ import tempfile
 
 import pytest
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-LOAD_FILES = [
-    os.path.join(ROOT, "plugins", "module_utils", "_http.py"),
-    os.path.join(ROOT, "plugins", "module_utils", "_load.py"),
-    os.path.join(ROOT, "tests", "helpers", "restart_under_load.py"),
-]
-REMOTE_TOOL_DIR = "/opt/zerodown-test"
+from zd_scenario import BackgroundLoad, REMOTE_TOOL_DIR, copy_load_tools, podman  # pylint: disable=import-error
 
 
 @pytest.fixture(scope="module")
 def container(host):
     """Name of the scenario's container (the podman backend's host name)."""
     return host.backend.name
-
-
-def podman(*args, check=True):
-    """Run a podman command on the machine running the tests."""
-    return subprocess.run(["podman", *args], check=check, capture_output=True, text=True)
 
 
 @pytest.fixture(scope="module")
@@ -40,9 +29,7 @@ def load_tool(container):
     The runner drives bounded HTTP load at an endpoint inside the container
     while it runs the given commands, and returns the JSON report.
     """
-    podman("exec", container, "mkdir", "-p", REMOTE_TOOL_DIR)
-    for path in LOAD_FILES:
-        podman("cp", path, "%s:%s/" % (container, REMOTE_TOOL_DIR))
+    copy_load_tools(container)
 
     def run(endpoint, commands, duration=20, max_requests=20000, workers=4, settle=1.0, extra=()):
         argv = ["exec", container, "python3", REMOTE_TOOL_DIR + "/restart_under_load.py",
@@ -59,30 +46,6 @@ def load_tool(container):
     return run
 
 
-class BackgroundLoad:
-    """Bounded load inside a container that runs until stop() (or its own bounds), across whole playbook runs."""
-
-    def __init__(self, container, endpoint, tag, duration=600, max_requests=200000, workers=4, extra=()):
-        self.container = container
-        self.stop_file = "/tmp/zd-load-%s.stop" % tag
-        podman("exec", container, "mkdir", "-p", REMOTE_TOOL_DIR)
-        for path in LOAD_FILES:
-            podman("cp", path, "%s:%s/" % (container, REMOTE_TOOL_DIR))
-        podman("exec", container, "rm", "-f", self.stop_file)
-        wait = "while [ ! -e %s ]; do sleep 0.1; done" % self.stop_file
-        argv = ["podman", "exec", container, "python3", REMOTE_TOOL_DIR + "/restart_under_load.py", "--endpoint", endpoint,
-                "--duration", str(duration), "--max-requests", str(max_requests), "--workers", str(workers), "--settle", "1",
-                "--marker-header", "X-Served-By", "--command-timeout", str(duration), *extra, "--command", "sh -c '%s'" % wait]
-        self.process = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-
-    def stop(self):
-        """End the load; returns its JSON report (requests, failed, failures_by_kind, markers, ...)."""
-        podman("exec", self.container, "touch", self.stop_file)
-        out, err = self.process.communicate(timeout=120)
-        assert out, "background load printed nothing (rc %s): %s" % (self.process.returncode, err)
-        return json.loads(out)
-
-
 @pytest.fixture(scope="module")
 def background_load():
     """start(container, endpoint, tag, ...) -> BackgroundLoad; every load still running at the end is stopped."""
@@ -95,9 +58,7 @@ def background_load():
 
     yield start
     for load in started:
-        if load.process.poll() is None:
-            podman("exec", load.container, "touch", load.stop_file, check=False)
-            load.process.kill()
+        load.kill()
 
 
 @pytest.fixture(scope="module")

@@ -8,8 +8,50 @@
 #   scripts/bench.sh                      3 runs of every mode
 #   scripts/bench.sh --repeat 5 --modes default,rolling
 #   scripts/bench.sh --clean              remove the container
+#
+# The fleet benchmark (docs/fleet.md): deploy wall time of 1 host vs 3
+# behind a load balancer, each deploy under GET+POST load through it, on the
+# containers of molecule/fleet (created, converged, destroyed afterwards).
+#
+#   scripts/bench.sh --fleet              3 runs of 1 host and of 3 hosts
+#   scripts/bench.sh --fleet --repeat 2 --cases one,three,waves [--keep]
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
+
+# The fleet benchmark runs on Molecule's fleet scenario: its containers, its
+# inventory, and converge.yml's first deploy.
+fleet_bench() {
+    local out="$ZD_ROOT/.cache/bench-fleet" keep=0 args=() rc=0
+    for arg in "$@"; do
+        if [ "$arg" = "--keep" ]; then keep=1; else args+=("$arg"); fi
+    done
+    mkdir -p "$out"
+    log "tools and the test image"
+    "$ZD_ROOT/scripts/setup.sh" > "$out/setup.log" 2>&1 || { tail -20 "$out/setup.log" >&2; die "setup failed: $out/setup.log"; }
+    activate_env
+    ZD_TEST_IMAGE="$("$ZD_ROOT/scripts/build-image.sh" 2> "$out/image.log")" || { tail -20 "$out/image.log" >&2; die "image build failed"; }
+    export ZD_TEST_IMAGE
+    cd "$ZD_ROOT"
+    log "creating the fleet (molecule/fleet: a load balancer and 3 app hosts) and deploying v1"
+    if ! { molecule create -s fleet && molecule converge -s fleet; } > "$out/molecule.log" 2>&1; then
+        tail -30 "$out/molecule.log" >&2
+        die "the fleet did not come up: $out/molecule.log"
+    fi
+    log "machine: $(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo), $(uname -r), load average $(cut -d' ' -f1-3 /proc/loadavg)"
+    log "deploying under load (each run: a new release)"
+    python3 "$ZD_ROOT/tools/bench_fleet.py" "$out" "${args[@]}" | tee "$out/table.md" || rc=$?
+    if [ "$keep" -eq 0 ]; then
+        molecule destroy -s fleet >> "$out/molecule.log" 2>&1 || log "molecule destroy -s fleet failed: $out/molecule.log"
+    fi
+    log "results: $out/results.json, table: $out/table.md"
+    return "$rc"
+}
+
+if [ "${1:-}" = "--fleet" ]; then
+    shift
+    fleet_bench "$@"
+    exit $?
+fi
 
 CONTAINER=zerodown-bench
 OUT="$ZD_ROOT/.cache/bench"

@@ -23,11 +23,11 @@ the restart the playbook measures itself.
 import json
 import os
 import re
-import shutil
-import subprocess
-import tempfile
 
-import yaml
+from zd_scenario import during, failures, load_vars, new_report, ok, podman_exec, podman_inventory, recap, release_state  # pylint: disable=import-error
+from zd_scenario import report_files, run_playbook, said  # pylint: disable=import-error
+from zd_scenario import served as served_by  # pylint: disable=import-error
+from zd_scenario import source_tree as write_tree  # pylint: disable=import-error
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 SCENARIO = os.path.dirname(HERE)
@@ -42,23 +42,11 @@ REJECTED_BASE = "/srv/rejected"
 
 
 def app_vars():
-    with open(os.path.join(SCENARIO, "vars", "app.yml"), encoding="utf-8") as handle:
-        return yaml.safe_load(handle)
+    return load_vars(os.path.join(SCENARIO, "vars", "app.yml"))
 
 
 def source_tree(name, **settings):
-    """A release of the sample app on the controller; the same name and settings give the same revision."""
-    path = os.path.join(SOURCES, name)
-    os.makedirs(path, exist_ok=True)
-    shutil.copy(APP_SOURCE, os.path.join(path, "hello_wsgi.py"))
-    with open(os.path.join(path, "release.json"), "w", encoding="utf-8") as handle:
-        handle.write(json.dumps(dict({"release": name}, **settings)))
-    return path
-
-
-def report_files(container):
-    result = podman_exec(container, "sh", "-c", "ls %s/.zerodown/reports/*.json 2>/dev/null || true" % BASE)
-    return set(name for name in result.stdout.split() if not name.endswith("-timeline.json"))
+    return write_tree(SOURCES, APP_SOURCE, name, **settings)
 
 
 class Play:
@@ -69,36 +57,21 @@ class Play:
     """
 
     def __init__(self, playbook, extra=None, check=False, hosts=None):
-        self.directory = tempfile.mkdtemp(prefix="zd-app-")
+        self.playbook = playbook
         self.hosts = hosts = hosts or HOSTS
-        inventory = {"all": {
-            "hosts": dict((name, {"app_instances": instances}) for name, instances in hosts.items()),
-            "vars": dict(app_vars(), ansible_connection="containers.podman.podman", ansible_python_interpreter="/usr/bin/python3"),
-        }}
-        self.inventory = self._write("inventory.yml", yaml.safe_dump(inventory))
+        self.inventory = podman_inventory(app_vars(), hosts=dict((name, {"app_instances": count}) for name, count in hosts.items()))
         # Both hosts in one wave: every test here checks both shapes in the same run (molecule/fleet tests the waves).
-        self.extra = self._write("extra.json", json.dumps(dict({"zerodown_waves": ["100%"]}, **(extra or {}))))
-        self.argv = ["ansible-playbook", "-i", self.inventory, "-e", "@" + self.extra, "zerodown.deploy.%s" % playbook]
-        if check:
-            self.argv.append("--check")
-
-    def _write(self, name, text):
-        path = os.path.join(self.directory, name)
-        with open(path, "w", encoding="utf-8") as handle:
-            handle.write(text)
-        return path
+        self.extra = dict({"zerodown_waves": ["100%"]}, **(extra or {}))
+        self.check = check
 
     def run(self):
-        before = dict((name, report_files(name)) for name in self.hosts)
-        env = dict(os.environ, ANSIBLE_NOCOLOR="1", ANSIBLE_CALLBACK_RESULT_FORMAT="yaml", ANSIBLE_PIPELINING="1")
-        proc = subprocess.run(self.argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env, check=False)
+        before = dict((name, report_files(name, BASE)) for name in self.hosts)
+        proc = run_playbook(self.playbook, self.inventory, self.extra, check=self.check)
         proc.reports = {}
         for name in self.hosts:
-            new = sorted(report_files(name) - before[name])
-            assert len(new) <= 1, new
-            if new:
-                proc.reports[name] = json.loads(podman_exec(name, "cat", new[0]).stdout)
-        shutil.rmtree(self.directory, ignore_errors=True)
+            report = new_report(name, BASE, before[name])
+            if report:
+                proc.reports[name] = report
         return proc
 
 
@@ -106,49 +79,14 @@ def deploy(name, **settings):
     return Play("deploy", {"app_source": {"type": "local", "path": source_tree(name, **settings)}}).run()
 
 
-def said(proc):
-    return " ".join(proc.stdout.split())
-
-
-def recap(proc):
-    found = dict((host, dict(zip(("ok", "changed", "unreachable", "failed"), map(int, numbers))))
-                 for host, *numbers in re.findall(r"^(\S+)\s*:\s*ok=(\d+)\s+changed=(\d+)\s+unreachable=(\d+)\s+failed=(\d+)",
-                                                  proc.stdout, re.M))
-    return found
-
-
-def ok(proc):
-    assert proc.returncode == 0, proc.stdout[-6000:]
-    return proc
-
-
-def podman_exec(container, *argv):
-    return subprocess.run(["podman", "exec", container, *argv], capture_output=True, text=True, check=False)
-
-
-GET = r"""
-import http.client, json, sys
-conn = http.client.HTTPConnection("127.0.0.1", 80, timeout=10)
-conn.request("GET", "/", headers={"Host": sys.argv[1]})
-response = conn.getresponse()
-print(json.dumps({"status": response.status, "body": response.read().decode()}))
-"""
-
-
 def served(container):
     """What nginx answers for shop.test: {"status", "release", "pid"}."""
-    result = json.loads(podman_exec(container, "python3", "-c", GET, SERVER_NAME).stdout)
-    if result["status"] == 200:
-        result.update(json.loads(result.pop("body")))
-    return result
+    return served_by(container, SERVER_NAME)
 
 
 def state(container):
     """current's target and the manifest's release statuses."""
-    current = podman_exec(container, "readlink", BASE + "/current").stdout.strip()
-    manifest = json.loads(podman_exec(container, "cat", BASE + "/.zerodown/manifest.json").stdout)
-    return {"current": current.rsplit("/", 1)[-1], "releases": manifest["releases"],
-            "statuses": dict((rid, entry["status"]) for rid, entry in manifest["releases"].items())}
+    return release_state(container, BASE)
 
 
 def main_pids(container):
@@ -163,13 +101,7 @@ def loads_during(background_load, action):
     loads = dict((name, background_load(name, NGINX, "app-%s" % name, workers=4, max_requests=120000,
                                         extra=("--host-header", SERVER_NAME, "--rate", "150")))
                  for name in HOSTS)
-    try:
-        result = action()
-    finally:
-        reports = dict((name, load.stop()) for name, load in loads.items())
-    for name, report in reports.items():
-        assert report["stopped_by"] not in ("duration", "max_requests") and report["load_covered_commands"], (name, report["stopped_by"])
-    return result, reports
+    return during(loads, action)
 
 
 def show(title, proc, loads):
@@ -182,7 +114,7 @@ def show(title, proc, loads):
               "whole-run load: %d requests, %d failed %s" % (
                   host, HOSTS[host], report.get("outcome"), report.get("release_from"), report.get("release_to"), report.get("mode"),
                   report.get("requests"), report.get("failed_requests"), report.get("during_p99_ms"), report.get("during_max_ms"),
-                  load.get("requests", 0), load.get("failed", 0), dict((k, v) for k, v in load.get("failures_by_kind", {}).items() if v)))
+                  load.get("requests", 0), load.get("failed", 0), failures(load)))
 
 
 # --------------------------------------------------------------------------- v1 from converge

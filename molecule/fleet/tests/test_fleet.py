@@ -8,149 +8,17 @@ for its restart, app_lb_drain); zd-fleet-1..3 run the app behind their own
 nginx. Every play is the collection's own deploy or rollback playbook, run
 from the controller while a separate load sends GET and POST through the
 load balancer for the whole playbook run. The tests run in order: converge
-deployed v1 everywhere.
+deployed v1 everywhere. The deploy wall time of 1 vs 3 hosts is measured by
+the fleet benchmark (scripts/bench.sh --fleet), not here.
 """
-import json
-import os
-import re
-import shutil
-import subprocess
-import tempfile
-import time
-
-import yaml
-
-SCENARIO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-ROOT = os.path.dirname(os.path.dirname(SCENARIO))
-APP_SOURCE = os.path.join(ROOT, "tests", "apps", "hello_wsgi.py")
-SOURCES = "/tmp/zd-fleet-sources"
-LB = "zd-fleet-lb"
-WEB = ["zd-fleet-1", "zd-fleet-2", "zd-fleet-3"]
-BASE = "/srv/shop"
-SERVER_NAME = "shop.test"
-SERVERS_DIR = "/etc/nginx/conf.d/shop.servers"
-WAVE_PLAYS = ("Deploy with zero downtime, wave by wave", "Roll back to a good release")
-# The wall times of the deploys measured here, printed at the end for the closing note.
-WALL_TIMES = {}
-
-
-def podman_exec(container, *argv):
-    return subprocess.run(["podman", "exec", container, *argv], capture_output=True, text=True, check=False)
-
-
-def source_tree(name, **settings):
-    """A release of the sample app on the controller; the same name and settings give the same revision."""
-    path = os.path.join(SOURCES, name)
-    os.makedirs(path, exist_ok=True)
-    shutil.copy(APP_SOURCE, os.path.join(path, "hello_wsgi.py"))
-    with open(os.path.join(path, "release.json"), "w", encoding="utf-8") as handle:
-        handle.write(json.dumps(dict({"release": name}, **settings)))
-    return path
-
-
-def playbook(name, extra=None, limit=None):
-    """Run zerodown.deploy.NAME against the fleet; returns the CompletedProcess with .seconds (wall time)."""
-    with open(os.path.join(SCENARIO, "inventory", "group_vars", "all.yml"), encoding="utf-8") as handle:
-        app_vars = yaml.safe_load(handle)
-    inventory = {"all": {
-        "vars": dict(app_vars, ansible_connection="containers.podman.podman", ansible_python_interpreter="/usr/bin/python3"),
-        "children": {"zerodown_lb": {"hosts": {LB: {}}}, "web": {"hosts": dict((name, {}) for name in WEB)}},
-    }}
-    directory = tempfile.mkdtemp(prefix="zd-fleet-")
-    try:
-        inventory_path = os.path.join(directory, "inventory.yml")
-        extra_path = os.path.join(directory, "extra.json")
-        with open(inventory_path, "w", encoding="utf-8") as handle:
-            handle.write(yaml.safe_dump(inventory))
-        with open(extra_path, "w", encoding="utf-8") as handle:
-            handle.write(json.dumps(extra or {}))
-        argv = ["ansible-playbook", "-i", inventory_path, "-e", "@" + extra_path, "zerodown.deploy.%s" % name]
-        if limit:
-            argv += ["--limit", ",".join(limit)]
-        env = dict(os.environ, ANSIBLE_NOCOLOR="1", ANSIBLE_CALLBACK_RESULT_FORMAT="yaml", ANSIBLE_PIPELINING="1")
-        started = time.monotonic()
-        proc = subprocess.run(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env, check=False)
-        proc.seconds = time.monotonic() - started
-        return proc
-    finally:
-        shutil.rmtree(directory, ignore_errors=True)
-
-
-def deploy(name, extra=None, limit=None, **settings):
-    return playbook("deploy", dict({"app_source": {"type": "local", "path": source_tree(name, **settings)}}, **(extra or {})), limit)
-
-
-def ok(proc):
-    assert proc.returncode == 0, proc.stdout[-8000:]
-    return proc
-
-
-def waves(proc):
-    """The batches the deploy or rollback play ran (one play header per wave)."""
-    return sum(proc.stdout.count("PLAY [%s]" % name) for name in WAVE_PLAYS)
-
-
-def recap(proc):
-    return dict((host, dict(zip(("ok", "changed", "unreachable", "failed"), map(int, numbers))))
-                for host, *numbers in re.findall(r"^(\S+)\s*:\s*ok=(\d+)\s+changed=(\d+)\s+unreachable=(\d+)\s+failed=(\d+)",
-                                                 proc.stdout, re.M))
-
-
-def state(container):
-    """current and the status of every release, from the release module's manifest."""
-    manifest = json.loads(podman_exec(container, "cat", BASE + "/.zerodown/manifest.json").stdout)
-    current = os.path.basename(podman_exec(container, "readlink", BASE + "/current").stdout.strip())
-    return {"current": current, "statuses": dict((rid, entry["status"]) for rid, entry in manifest["releases"].items())}
-
-
-ASK = r"""
-import http.client, json, sys
-answers = []
-for _ in range(int(sys.argv[1])):
-    conn = http.client.HTTPConnection("127.0.0.1", 80, timeout=10)
-    conn.request("GET", "/", headers={"Host": "shop.test"})
-    response = conn.getresponse()
-    body = response.read()
-    answers.append({"status": response.status, **(json.loads(body) if response.status == 200 else {})})
-    conn.close()
-print(json.dumps(answers))
-"""
-
-
-def through_lb(count=30):
-    """count GETs through the load balancer: [{status, release, host, ...}]."""
-    result = podman_exec(LB, "python3", "-c", ASK, str(count))
-    assert result.returncode == 0, result.stderr
-    return json.loads(result.stdout)
-
-
-def hostnames():
-    return dict((podman_exec(name, "hostname").stdout.strip(), name) for name in WEB)
-
-
-def lb_servers():
-    """{file name: its server line} of the load balancer's upstream."""
-    listing = podman_exec(LB, "sh", "-c", "grep -H '^server' %s/*.conf" % SERVERS_DIR).stdout
-    return dict(line.split(":", 1) for line in listing.strip().splitlines())
-
-
-def loaded(background_load, action):
-    """Run action() while a load runs through the load balancer; returns (its result, the load's report)."""
-    load = background_load(LB, "http://127.0.0.1:80", "fleet", workers=4, max_requests=150000,
-                           extra=("--host-header", SERVER_NAME, "--rate", "150"))
-    try:
-        result = action()
-    finally:
-        report = load.stop()
-    assert report["stopped_by"] not in ("duration", "max_requests") and report["load_covered_commands"], report["stopped_by"]
-    return result, report
+from fleet import LB, WEB, deploy, hostnames, lb_servers, loaded, playbook, state, through_lb, waves  # pylint: disable=import-error
+from zd_scenario import failures, ok, recap, said  # pylint: disable=import-error
 
 
 def show(title, proc, load):
-    WALL_TIMES[title] = proc.seconds
+    """Print the measurements (the closing notes quote them)."""
     print("\n== %s: rc %d, %.1f s, %d wave(s) | load through the LB: %d requests, %d failed %s" % (
-        title, proc.returncode, proc.seconds, waves(proc), load.get("requests", 0), load.get("failed", 0),
-        dict((k, v) for k, v in load.get("failures_by_kind", {}).items() if v)))
+        title, proc.returncode, proc.seconds, waves(proc), load.get("requests", 0), load.get("failed", 0), failures(load)))
 
 
 # --------------------------------------------------------------------------- v1 from converge
@@ -169,7 +37,7 @@ def test_every_app_host_serves_v1_through_the_load_balancer(host):
 
 def test_v2_rolls_out_wave_by_wave_with_zero_failed_requests_at_the_load_balancer(background_load):
     before = dict((name, state(name)) for name in WEB)
-    proc, load = loaded(background_load, lambda: deploy("v2"))
+    proc, load = loaded(lambda: deploy("v2"), background_load)
     show("deploy v1 -> v2, 3 hosts, waves [1, 25%, 100%], drained", proc, load)
     ok(proc)
     assert waves(proc) == 3
@@ -188,7 +56,7 @@ def test_v2_rolls_out_wave_by_wave_with_zero_failed_requests_at_the_load_balance
 
 def test_a_canary_failing_its_health_check_stops_the_rollout_and_rolls_itself_back(background_load):
     before = dict((name, state(name)) for name in WEB)
-    proc, load = loaded(background_load, lambda: deploy("v3", health_status=503))
+    proc, load = loaded(lambda: deploy("v3", health_status=503), background_load)
     show("deploy v2 -> v3 (unhealthy), canary fails", proc, load)
     assert proc.returncode != 0
     assert waves(proc) == 1, "the rollout went past the canary"
@@ -213,7 +81,7 @@ def test_rollback_puts_one_release_back_on_every_host(background_load):
     v2 = state(WEB[1])["current"]
     v1 = sorted(rid for rid, status in state(WEB[1])["statuses"].items() if rid != v2 and status == "good")[-1]
     # Two waves: the first host, then the other two (drained together: one host keeps serving).
-    proc, load = loaded(background_load, lambda: playbook("rollback", {"app_rollback_to": v1, "zerodown_waves": [1, "100%"]}))
+    proc, load = loaded(lambda: playbook("rollback", {"app_rollback_to": v1, "zerodown_waves": [1, "100%"]}), background_load)
     show("rollback.yml to one release ID, 3 hosts, waves [1, 100%], drained", proc, load)
     ok(proc)
     assert load["requests"] > 0 and load["failed"] == 0, load
@@ -222,23 +90,19 @@ def test_rollback_puts_one_release_back_on_every_host(background_load):
     assert all(answer["release"] == "v1" for answer in through_lb(30))
 
 
-# --------------------------------------------------------------------------- wall time, 1 vs 3 hosts
+# --------------------------------------------------------------------------- --limit
 
-def test_deploy_wall_time_of_one_host_and_of_three(background_load):
-    """Not a speed assertion: each deploy must drop nothing; the times are printed for the docs."""
-    # The load balancer keeps all three servers although only one host is in the run (--limit).
-    one, load = loaded(background_load, lambda: deploy("v4", extra={"app_lb_drain": False}, limit=[WEB[0], LB]))
-    show("deploy to 1 host, no drain", one, load)
-    ok(one)
-    assert load["failed"] == 0 and len(lb_servers()) == 3
-    three, load = loaded(background_load, lambda: deploy("v5", extra={"app_lb_drain": False, "zerodown_waves": ["100%"]}))
-    show("deploy to 3 hosts in one wave, no drain", three, load)
-    ok(three)
-    assert load["failed"] == 0 and waves(three) == 1
-    assert len(set(state(name)["current"] for name in WEB)) == 1
-    print("\n== deploy wall time (s), each under load through the load balancer:")
-    for title, seconds in WALL_TIMES.items():
-        print("  %-55s %6.1f" % (title, seconds))
+def test_a_deploy_limited_to_one_host_keeps_every_server_on_the_load_balancer():
+    """The servers come from the inventory, not from the hosts of the run: a check run shows the LB would not change."""
+    before = dict((name, state(name)) for name in WEB)
+    servers = lb_servers()
+    proc = ok(deploy("v4", extra={"app_lb_drain": False}, limit=[WEB[0], LB], check=True))
+    assert set(recap(proc)) == {WEB[0], LB}, recap(proc)
+    assert recap(proc)[LB]["changed"] == 0, proc.stdout[-4000:]
+    # The check run of the app host did see the new release.
+    assert recap(proc)[WEB[0]]["changed"] > 0, proc.stdout[-4000:]
+    assert lb_servers() == servers and len(servers) == 3
+    assert all(state(name) == before[name] for name in WEB)
 
 
 # --------------------------------------------------------------------------- refused input
@@ -247,7 +111,7 @@ def test_draining_a_wave_that_holds_every_host_is_refused_and_changes_nothing():
     before = dict((name, state(name)) for name in WEB)
     proc = deploy("v6", extra={"zerodown_waves": ["100%"]})
     assert proc.returncode != 0
-    assert "app_lb_drain: this wave holds every host of the play (3)" in " ".join(proc.stdout.split())
+    assert "app_lb_drain: this wave holds every host of the play (3)" in said(proc)
     assert all(state(name) == before[name] for name in WEB)
 
 
@@ -255,5 +119,5 @@ def test_a_malformed_deploy_time_is_refused_and_changes_nothing():
     before = dict((name, state(name)) for name in WEB)
     proc = deploy("v6", extra={"app_deploy_time": "2026-11-21 10:15"})
     assert proc.returncode != 0
-    assert "app_deploy_time must be a UTC time like 20261121T101500Z" in " ".join(proc.stdout.split())
+    assert "app_deploy_time must be a UTC time like 20261121T101500Z" in said(proc)
     assert all(state(name) == before[name] for name in WEB)

@@ -27,12 +27,15 @@ playbook measures itself.
 import json
 import os
 import re
-import shutil
 import subprocess
-import tempfile
 import time
 
-import yaml
+from zd_scenario import during, failures, load_vars, new_report, ok, podman_inventory, release_state, report_files  # pylint: disable=import-error
+from zd_scenario import run_playbook, said  # pylint: disable=import-error
+from zd_scenario import podman_exec as exec_in  # pylint: disable=import-error
+from zd_scenario import recap as recaps  # pylint: disable=import-error
+from zd_scenario import served as served_by  # pylint: disable=import-error
+from zd_scenario import source_tree as write_tree  # pylint: disable=import-error
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 SCENARIO = os.path.dirname(HERE)
@@ -47,97 +50,44 @@ SERVER_NAME = "legacy.test"
 LINK = "/var/lib/zerodown/legacy/live.sock"
 PORTS = (8001, 8002)
 REJECTED_BASE = "/srv/rejected"
-ANSI = re.compile(r"\x1b\[[0-9;]*m")
+
 # The public proxy's main PID, from the first test: no deploy may restart it.
 PROXY = {}
 
 
 def app_vars():
-    with open(os.path.join(SCENARIO, "inventory", "group_vars", "all.yml"), encoding="utf-8") as handle:
-        return yaml.safe_load(handle)
+    return load_vars(os.path.join(SCENARIO, "inventory", "group_vars", "all.yml"))
 
 
 def podman_exec(*argv):
-    return subprocess.run(["podman", "exec", CONTAINER, *argv], capture_output=True, text=True, check=False)
+    return exec_in(CONTAINER, *argv)
 
 
 def source_tree(name, **settings):
-    """A release of the sample app on the controller; the same name and settings give the same revision."""
-    path = os.path.join(SOURCES, name)
-    os.makedirs(path, exist_ok=True)
-    shutil.copy(APP_SOURCE, os.path.join(path, "port_app.py"))
-    with open(os.path.join(path, "release.json"), "w", encoding="utf-8") as handle:
-        handle.write(json.dumps(dict({"release": name}, **settings)))
-    return path
-
-
-def report_files():
-    result = podman_exec("sh", "-c", "ls %s/.zerodown/reports/*.json 2>/dev/null || true" % BASE)
-    return set(name for name in result.stdout.split() if not name.endswith("-timeline.json"))
+    return write_tree(SOURCES, APP_SOURCE, name, **settings)
 
 
 def play(playbook, extra=None, check=False):
     """Run zerodown.deploy.PLAYBOOK with the scenario's inventory; .report is the JSON report the run wrote, if any."""
-    directory = tempfile.mkdtemp(prefix="zd-proxy-")
-    try:
-        inventory = {"all": {"hosts": {CONTAINER: {}}, "vars": dict(
-            app_vars(), ansible_connection="containers.podman.podman", ansible_python_interpreter="/usr/bin/python3")}}
-        inventory_path = os.path.join(directory, "inventory.yml")
-        extra_path = os.path.join(directory, "extra.json")
-        with open(inventory_path, "w", encoding="utf-8") as handle:
-            handle.write(yaml.safe_dump(inventory))
-        with open(extra_path, "w", encoding="utf-8") as handle:
-            handle.write(json.dumps(extra or {}))
-        argv = ["ansible-playbook", "-i", inventory_path, "-e", "@" + extra_path, "zerodown.deploy.%s" % playbook]
-        if check:
-            argv.append("--check")
-        before = report_files()
-        env = dict(os.environ, ANSIBLE_NOCOLOR="1", ANSIBLE_CALLBACK_RESULT_FORMAT="yaml", ANSIBLE_PIPELINING="1")
-        env.pop("ANSIBLE_FORCE_COLOR", None)  # Molecule sets it, and it wins over ANSIBLE_NOCOLOR
-        proc = subprocess.run(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env, check=False)
-        proc.stdout = ANSI.sub("", proc.stdout)
-        new = sorted(report_files() - before)
-        assert len(new) <= 1, new
-        proc.report = json.loads(podman_exec("cat", new[0]).stdout) if new else None
-        return proc
-    finally:
-        shutil.rmtree(directory, ignore_errors=True)
+    before = report_files(CONTAINER, BASE)
+    proc = run_playbook(playbook, podman_inventory(app_vars(), hosts={CONTAINER: {}}), extra, check=check)
+    proc.report = new_report(CONTAINER, BASE, before)
+    return proc
 
 
 def deploy(name, extra=None, **settings):
     return play("deploy", dict({"app_source": {"type": "local", "path": source_tree(name, **settings)}}, **(extra or {})))
 
 
-def ok(proc):
-    assert proc.returncode == 0, proc.stdout[-6000:]
-    return proc
-
-
-def said(proc):
-    return " ".join(proc.stdout.split())
-
-
 def recap(proc):
-    found = re.findall(r"^%s\s*:\s*ok=(\d+)\s+changed=(\d+)\s+unreachable=(\d+)\s+failed=(\d+)" % re.escape(CONTAINER), proc.stdout, re.M)
-    assert found, proc.stdout[-3000:]
-    return dict(zip(("ok", "changed", "unreachable", "failed"), map(int, found[-1])))
-
-
-GET = r"""
-import http.client, json, sys
-conn = http.client.HTTPConnection("127.0.0.1", 80, timeout=10)
-conn.request("GET", "/", headers={"Host": sys.argv[1]})
-response = conn.getresponse()
-print(json.dumps({"status": response.status, "body": response.read().decode()}))
-"""
+    found = recaps(proc)
+    assert CONTAINER in found, proc.stdout[-3000:]
+    return found[CONTAINER]
 
 
 def served():
     """What nginx answers for legacy.test: {"status", "release", "pid", "port"}."""
-    result = json.loads(podman_exec("python3", "-c", GET, SERVER_NAME).stdout)
-    if result["status"] == 200:
-        result.update(json.loads(result.pop("body")))
-    return result
+    return served_by(CONTAINER, SERVER_NAME)
 
 
 def live_port():
@@ -184,13 +134,9 @@ def proxy_pid():
 def loads_during(background_load, action, path="/", workers=4, rate="150"):
     """Run action() while a load runs through nginx; returns (action's result, the load's report)."""
     extra = ("--host-header", SERVER_NAME, "--path", path) + (("--rate", rate) if rate else ())
-    load = background_load(CONTAINER, NGINX, "proxy", workers=workers, max_requests=120000, extra=extra)
-    try:
-        result = action()
-    finally:
-        report = load.stop()
-    assert report["stopped_by"] not in ("duration", "max_requests") and report["load_covered_commands"], report["stopped_by"]
-    return result, report
+    result, reports = during({CONTAINER: background_load(CONTAINER, NGINX, "proxy", workers=workers, max_requests=120000, extra=extra)},
+                             action)
+    return result, reports[CONTAINER]
 
 
 def report_line(title, proc, load):
@@ -199,15 +145,7 @@ def report_line(title, proc, load):
     print("\n== %s: outcome=%s %s -> %s | switch %s: %s requests, %s failed, p99 %s ms, max %s ms | whole-run load: %d requests, "
           "%d failed %s" % (title, report.get("outcome"), report.get("release_from"), report.get("release_to"), report.get("mode"),
                             report.get("requests"), report.get("failed_requests"), report.get("during_p99_ms"),
-                            report.get("during_max_ms"), load.get("requests", 0), load.get("failed", 0),
-                            dict((k, v) for k, v in load.get("failures_by_kind", {}).items() if v)))
-
-
-def release_state():
-    current = podman_exec("readlink", BASE + "/current").stdout.strip()
-    manifest = json.loads(podman_exec("cat", BASE + "/.zerodown/manifest.json").stdout)
-    return {"current": current.rsplit("/", 1)[-1], "releases": manifest["releases"],
-            "statuses": dict((rid, entry["status"]) for rid, entry in manifest["releases"].items())}
+                            report.get("during_max_ms"), load.get("requests", 0), load.get("failed", 0), failures(load)))
 
 
 def assert_switched(proc, load, before_port):
@@ -283,15 +221,15 @@ def test_rollback_flips_back_to_v1_on_the_first_slot_under_load(background_load)
 
 
 def test_the_same_release_again_changes_nothing():
-    before = (release_state(), live_port(), app_pid(8001), proxy_pid())
+    before = (release_state(CONTAINER, BASE), live_port(), app_pid(8001), proxy_pid())
     proc = ok(deploy("v1"))
     assert recap(proc)["changed"] == 0, proc.stdout[-3000:]
     assert proc.report["outcome"] == "unchanged"
-    assert (release_state(), live_port(), app_pid(8001), proxy_pid()) == before
+    assert (release_state(CONTAINER, BASE), live_port(), app_pid(8001), proxy_pid()) == before
 
 
 def test_release_that_never_gets_healthy_leaves_the_old_slot_live_and_is_rolled_back(background_load):
-    before = release_state()
+    before = release_state(CONTAINER, BASE)
     old_pid = app_pid(8001)
     proc, load = loads_during(background_load, lambda: deploy("v3", unhealthy=True))
     report_line("deploy v3 (never healthy)", proc, load)
@@ -305,7 +243,7 @@ def test_release_that_never_gets_healthy_leaves_the_old_slot_live_and_is_rolled_
     # The new slot was stopped again, and not left failed.
     assert all(unit["ActiveState"] == "inactive" for unit in slot(8002).values()), slot(8002)
     # The deploy rolled back: current back, the release marked bad.
-    now = release_state()
+    now = release_state(CONTAINER, BASE)
     assert now["current"] == before["current"]
     new = [rid for rid in now["statuses"] if rid not in before["statuses"]]
     assert len(new) == 1 and now["statuses"][new[0]] == "bad"
@@ -344,10 +282,10 @@ def test_requests_in_flight_during_a_switch_finish_on_the_old_slot(background_lo
 
 
 def test_check_mode_deploy_changes_nothing():
-    before = (release_state(), live_port(), app_pid(8002))
+    before = (release_state(CONTAINER, BASE), live_port(), app_pid(8002))
     proc = ok(play("deploy", {"app_source": {"type": "local", "path": source_tree("v5")}}, check=True))
     assert proc.report is None
-    assert (release_state(), live_port(), app_pid(8002)) == before
+    assert (release_state(CONTAINER, BASE), live_port(), app_pid(8002)) == before
 
 
 # --------------------------------------------------------------------------- bad input

@@ -50,6 +50,9 @@ import time
 import pytest
 import yaml
 
+from zd_scenario import ok, said  # pylint: disable=import-error
+from zd_scenario import recap as recaps  # pylint: disable=import-error
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 SCENARIO = os.path.dirname(HERE)
 ROLE = "zerodown.deploy.release"
@@ -205,19 +208,11 @@ def module(container, args):
     return subprocess.run(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=ansible_env(), check=False)
 
 
-def ok(proc):
-    assert proc.returncode == 0, proc.stdout[-4000:]
-    return proc
-
-
-def said(proc):
-    """The play's output with whitespace runs collapsed (the YAML result format wraps long messages)."""
-    return " ".join(proc.stdout.split())
-
-
 def recap(proc):
-    found = re.search(r"ok=(\d+)\s+changed=(\d+)\s+unreachable=(\d+)\s+failed=(\d+)", proc.stdout)
-    return dict(zip(("ok", "changed", "unreachable", "failed"), map(int, found.groups())))
+    """The one host's counts from the PLAY RECAP."""
+    found = recaps(proc)
+    assert len(found) == 1, proc.stdout[-3000:]
+    return next(iter(found.values()))
 
 
 def look(host, base=BASE):
