@@ -1,13 +1,13 @@
 # Copyright (c) 2026, zerodown.deploy developers
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
-"""Helpers shared by the scenario verifiers and the fleet benchmark (tools/bench_fleet.py).
+"""Helpers shared by the scenario verifiers and the benchmarks (tools/bench.py, tools/bench_fleet.py).
 
 Plain functions, no pytest: they drive the collection's own playbooks
 against the scenario's containers exactly as a user's run would, and run
 bounded load inside a container. molecule/conftest.py wraps the load in
 fixtures; importable because pytest puts this directory on sys.path for
-molecule/conftest.py (tools/bench_fleet.py adds it itself).
+molecule/conftest.py (the tools add it themselves).
 """
 import json
 import os
@@ -39,11 +39,11 @@ def podman_exec(container, *argv):
     return podman("exec", container, *argv, check=False)
 
 
-def copy_load_tools(container):
+def copy_load_tools(container, remote_dir=REMOTE_TOOL_DIR):
     """Put the load generator into the container (it runs there, next to the endpoint it loads)."""
-    podman("exec", container, "mkdir", "-p", REMOTE_TOOL_DIR)
+    podman("exec", container, "mkdir", "-p", remote_dir)
     for path in LOAD_FILES:
-        podman("cp", path, "%s:%s/" % (container, REMOTE_TOOL_DIR))
+        podman("cp", path, "%s:%s/" % (container, remote_dir))
 
 
 class BackgroundLoad:

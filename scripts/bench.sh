@@ -18,6 +18,21 @@
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 
+# Installs the tools and builds (or reuses) the test image, logging into $1;
+# sets BENCH_IMAGE and leaves the tool venv active.
+tools_and_image() {
+    local out="$1"
+    log "tools and the test image"
+    "$ZD_ROOT/scripts/setup.sh" > "$out/setup.log" 2>&1 || { tail -20 "$out/setup.log" >&2; die "setup failed: $out/setup.log"; }
+    activate_env
+    BENCH_IMAGE="$("$ZD_ROOT/scripts/build-image.sh" 2> "$out/image.log")" || { tail -20 "$out/image.log" >&2; die "image build failed"; }
+}
+
+# The numbers depend on the machine: every table is printed under this line.
+log_machine() {
+    log "machine: $(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo), $(uname -r), load average $(cut -d' ' -f1-3 /proc/loadavg)"
+}
+
 # The fleet benchmark runs on Molecule's fleet scenario: its containers, its
 # inventory, and converge.yml's first deploy.
 fleet_bench() {
@@ -26,18 +41,15 @@ fleet_bench() {
         if [ "$arg" = "--keep" ]; then keep=1; else args+=("$arg"); fi
     done
     mkdir -p "$out"
-    log "tools and the test image"
-    "$ZD_ROOT/scripts/setup.sh" > "$out/setup.log" 2>&1 || { tail -20 "$out/setup.log" >&2; die "setup failed: $out/setup.log"; }
-    activate_env
-    ZD_TEST_IMAGE="$("$ZD_ROOT/scripts/build-image.sh" 2> "$out/image.log")" || { tail -20 "$out/image.log" >&2; die "image build failed"; }
-    export ZD_TEST_IMAGE
+    tools_and_image "$out"
+    export ZD_TEST_IMAGE="$BENCH_IMAGE"
     cd "$ZD_ROOT"
     log "creating the fleet (molecule/fleet: a load balancer and 3 app hosts) and deploying v1"
     if ! { molecule create -s fleet && molecule converge -s fleet; } > "$out/molecule.log" 2>&1; then
         tail -30 "$out/molecule.log" >&2
         die "the fleet did not come up: $out/molecule.log"
     fi
-    log "machine: $(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo), $(uname -r), load average $(cut -d' ' -f1-3 /proc/loadavg)"
+    log_machine
     log "deploying under load (each run: a new release)"
     python3 "$ZD_ROOT/tools/bench_fleet.py" "$out" "${args[@]}" | tee "$out/table.md" || rc=$?
     if [ "$keep" -eq 0 ]; then
@@ -63,15 +75,12 @@ if [ "${1:-}" = "--clean" ]; then
 fi
 
 mkdir -p "$OUT"
-log "tools and the test image"
-"$ZD_ROOT/scripts/setup.sh" > "$OUT/setup.log" 2>&1 || { tail -20 "$OUT/setup.log" >&2; die "setup failed: $OUT/setup.log"; }
-activate_env
-image="$("$ZD_ROOT/scripts/build-image.sh" 2> "$OUT/image.log")" || { tail -20 "$OUT/image.log" >&2; die "image build failed"; }
+tools_and_image "$OUT"
 
 if ! as_root podman container exists "$CONTAINER"; then
     log "starting $CONTAINER"
     as_root podman run -d --name "$CONTAINER" --hostname "$CONTAINER" --privileged --systemd=always \
-        --ulimit nofile=10000:10000 --ulimit nproc=10000:10000 "$image" /sbin/init >/dev/null
+        --ulimit nofile=10000:10000 --ulimit nproc=10000:10000 "$BENCH_IMAGE" /sbin/init >/dev/null
 fi
 
 log "setting up the modes (bench/site.yml)"
@@ -81,7 +90,7 @@ if ! ansible-playbook -i "$CONTAINER," -c containers.podman.podman -e ansible_py
     die "the setup play failed: $OUT/site.log"
 fi
 
-log "machine: $(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo), $(uname -r), load average $(cut -d' ' -f1-3 /proc/loadavg)"
+log_machine
 log "running the benchmark (each run: settle, restart, settle)"
 python3 "$ZD_ROOT/tools/bench.py" "$CONTAINER" "$OUT" "$@" | tee "$OUT/table.md"
 log "results: $OUT/results.json, picture: $OUT/timelines.png, table: $OUT/table.md"

@@ -30,11 +30,12 @@ import sys
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(ROOT, 'plugins', 'module_utils'))
 sys.path.insert(0, os.path.join(ROOT, 'tools'))
+sys.path.insert(0, os.path.join(ROOT, 'molecule'))
 
 import _load  # noqa: E402 pylint: disable=wrong-import-position,import-error
 import plot_timeline  # noqa: E402 pylint: disable=wrong-import-position,import-error
+from zd_scenario import copy_load_tools, podman  # noqa: E402 pylint: disable=wrong-import-position,import-error
 
-LOAD_FILES = ('plugins/module_utils/_http.py', 'plugins/module_utils/_load.py', 'tests/helpers/restart_under_load.py')
 REMOTE_DIR = '/opt/zerodown-bench'
 
 # name: (what it is, restart commands run one after the other; restart_under_load.py runs each without a shell)
@@ -49,16 +50,6 @@ MODES = {
     'rolling-tcp': ('as rolling, over TCP 127.0.0.1:8102',
                     ['systemctl restart bench-rolltcp@1.service', 'systemctl restart bench-rolltcp@2.service']),
 }
-
-
-def podman(*args, check=True):
-    return subprocess.run(['podman', *args], capture_output=True, text=True, check=check)
-
-
-def copy_tools(container: str) -> None:
-    podman('exec', container, 'mkdir', '-p', REMOTE_DIR)
-    for path in LOAD_FILES:
-        podman('cp', os.path.join(ROOT, path), '%s:%s/' % (container, REMOTE_DIR))
 
 
 def run_once(container: str, mode: str, index: int, args) -> dict:
@@ -202,7 +193,7 @@ def main(argv=None) -> int:
     if unknown:
         parser.error('unknown modes %s; known: %s' % (unknown, ', '.join(MODES)))
     os.makedirs(args.outdir, exist_ok=True)
-    copy_tools(args.container)
+    copy_load_tools(args.container, REMOTE_DIR)
 
     results = dict((mode, []) for mode in modes)
     # Interleaved (trad, seed, ..., trad, seed, ...) so slow drift of the machine hits every mode alike.

@@ -22,7 +22,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import statistics
 import sys
 import time
 
@@ -30,6 +29,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(ROOT, 'molecule'))
 sys.path.insert(0, os.path.join(ROOT, 'molecule', 'fleet', 'tests'))
 
+from bench import cell  # noqa: E402 pylint: disable=wrong-import-position,import-error
 import fleet  # noqa: E402 pylint: disable=wrong-import-position,import-error
 from zd_scenario import failures, podman_exec  # noqa: E402 pylint: disable=wrong-import-position,import-error
 
@@ -46,13 +46,6 @@ def run_once(case: str, index: int, tag: str) -> dict:
     proc, load = fleet.loaded(lambda: fleet.deploy('bench-%s-%s-%d' % (tag, case, index), **CASES[case][1]))
     return {'rc': proc.returncode, 'seconds': round(proc.seconds, 1), 'waves': fleet.waves(proc), 'requests': load['requests'],
             'failed': load['failed'], 'failures_by_kind': failures(load), 'output_tail': proc.stdout[-3000:] if proc.returncode else ''}
-
-
-def cell(values: list, fmt: str) -> str:
-    median = statistics.median(values)
-    if len(values) == 1 or min(values) == max(values):
-        return fmt % median
-    return '%s [%s-%s]' % (fmt % median, fmt % min(values), fmt % max(values))
 
 
 def table(results: dict) -> str:
