@@ -77,11 +77,7 @@ fi
 mkdir -p "$OUT"
 tools_and_image "$OUT"
 
-if ! as_root podman container exists "$CONTAINER"; then
-    log "starting $CONTAINER"
-    as_root podman run -d --name "$CONTAINER" --hostname "$CONTAINER" --privileged --systemd=always \
-        --ulimit nofile=10000:10000 --ulimit nproc=10000:10000 "$BENCH_IMAGE" /sbin/init >/dev/null
-fi
+ensure_systemd_container "$CONTAINER" "$BENCH_IMAGE"
 
 log "setting up the modes (bench/site.yml)"
 if ! ansible-playbook -i "$CONTAINER," -c containers.podman.podman -e ansible_python_interpreter=/usr/bin/python3 \

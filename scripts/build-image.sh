@@ -12,7 +12,9 @@ pkgfile="$ZD_ROOT/tests/image/packages-$release.txt"
 [ -f "$pkgfile" ] || die "no package list for release '$release' ($pkgfile); known: bookworm, trixie"
 
 ref="$(image_ref "$release")"
-ensure_apt_packages podman runc debootstrap uidmap ca-certificates
+mapfile -t packages < <(host_tool_packages)
+ensure_apt_packages "${packages[@]}" ca-certificates
+check_host_tools
 
 if as_root podman image exists "$ref"; then
     log "test image $ref is up to date"

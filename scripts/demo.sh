@@ -73,11 +73,7 @@ step 2/6 "the systemd test image (built once, then reused)"
 image="$("$ZD_ROOT/scripts/build-image.sh" 2> "$OUT/image.log")" || { tail -20 "$OUT/image.log" >&2; die "image build failed"; }
 
 step 3/6 "the container $CONTAINER"
-if ! as_root podman container exists "$CONTAINER"; then
-    as_root podman run -d --name "$CONTAINER" --hostname "$CONTAINER" --privileged --systemd=always \
-        --ulimit nofile=10000:10000 --ulimit nproc=10000:10000 "$image" /sbin/init >/dev/null
-fi
-as_root podman exec "$CONTAINER" systemctl is-system-running --wait >/dev/null 2>&1 || true
+ensure_systemd_container "$CONTAINER" "$image"
 
 # A second run deploys the other version under load and skips the first deploy.
 live="$(as_root podman exec "$CONTAINER" cat /srv/hello/current/release.json 2>/dev/null || true)"

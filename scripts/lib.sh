@@ -26,6 +26,87 @@ ensure_apt_packages() {
     as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 }
 
+# Every program the harness runs, directly or through podman, and the Debian
+# package that provides it. podman only *suggests* iptables, yet netavark
+# execs it for every container network ("netavark: No such file or
+# directory" without it), so each one is named here and checked up front.
+HOST_TOOLS=(
+    podman:podman
+    conmon:conmon
+    runc:runc
+    /usr/lib/podman/netavark:netavark
+    /usr/lib/podman/aardvark-dns:aardvark-dns
+    iptables:iptables
+    ip6tables:iptables
+    debootstrap:debootstrap
+    wget:wget
+    newuidmap:uidmap
+    rsync:rsync
+    git:git
+    shellcheck:shellcheck
+    tar:tar
+    sha256sum:coreutils
+)
+
+# The packages of HOST_TOOLS, each once, for ensure_apt_packages.
+host_tool_packages() {
+    local entry
+    for entry in "${HOST_TOOLS[@]}"; do echo "${entry##*:}"; done | sort -u
+}
+
+# Fails naming every missing program and its package, so a fresh machine
+# says what to install instead of failing deep inside podman.
+check_host_tools() {
+    local entry bin missing=()
+    for entry in "${HOST_TOOLS[@]}"; do
+        bin="${entry%:*}"
+        if [ "${bin#/}" != "$bin" ]; then [ -x "$bin" ] && continue; else command -v "$bin" >/dev/null 2>&1 && continue; fi
+        missing+=("$bin (Debian package ${entry##*:})")
+    done
+    [ "${#missing[@]}" -eq 0 ] && return 0
+    die "missing programs the harness runs: ${missing[*]}; install them with: apt-get install $(printf '%s\n' "${HOST_TOOLS[@]}" | cut -d: -f2 | sort -u | paste -sd' ')"
+}
+
+# Start a systemd container NAME from IMAGE, or reuse it. A container that an
+# earlier, failed run left Created, Exited, or booted half-way (systemd not
+# reaching running/degraded) is started, and re-created if that does not
+# boot it, so running the command again is always a valid answer to a failure.
+ensure_systemd_container() {
+    local name="$1" image="$2" state
+    state="$(as_root podman container inspect -f '{{.State.Status}}|{{.ImageName}}' "$name" 2>/dev/null || true)"
+    if [ -n "$state" ] && [ "${state#*|}" != "$image" ]; then
+        log "$name runs ${state#*|}, not $image: re-creating it"
+        as_root podman rm -f "$name" >/dev/null
+        state=""
+    fi
+    case "${state%%|*}" in
+        running) ;;
+        "") start_systemd_container "$name" "$image" ;;
+        *)
+            log "$name was left ${state%%|*} by an earlier run: starting it"
+            as_root podman start "$name" >/dev/null 2>&1 || { as_root podman rm -f "$name" >/dev/null; start_systemd_container "$name" "$image"; } ;;
+    esac
+    wait_booted "$name" && return 0
+    log "$name did not boot: re-creating it"
+    as_root podman rm -f "$name" >/dev/null
+    start_systemd_container "$name" "$image"
+    wait_booted "$name" || die "container $name did not boot (podman logs $name)"
+}
+
+start_systemd_container() {
+    log "starting $1 from $2"
+    as_root podman run -d --name "$1" --hostname "$1" --privileged --systemd=always \
+        --ulimit nofile=10000:10000 --ulimit nproc=10000:10000 "$2" /sbin/init >/dev/null
+}
+
+# True once systemd in the container is up (running, or degraded: a unit of
+# the app may have failed, which the deploy itself reports). Bounded: 60 s.
+wait_booted() {
+    local state
+    state="$(as_root timeout 60 podman exec "$1" systemctl is-system-running --wait 2>/dev/null || true)"
+    case "$state" in running|degraded) return 0 ;; *) return 1 ;; esac
+}
+
 # The test image's tag is a hash of its recipe, so it is rebuilt only when
 # the recipe (this script's build step or the package list) changes.
 image_ref() {

@@ -8,9 +8,10 @@
 set -euo pipefail
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
-# netavark and aardvark-dns: containers on one podman network find each other
-# by name (molecule/fleet: the load balancer reaches the app hosts).
-HOST_PACKAGES=(podman runc netavark aardvark-dns debootstrap uidmap rsync git ca-certificates shellcheck)
+# The packages of every program the harness runs (HOST_TOOLS in lib.sh),
+# plus the CA certificates pip and git need.
+mapfile -t HOST_PACKAGES < <(host_tool_packages)
+HOST_PACKAGES+=(ca-certificates)
 
 # ansible-core 2.20+ refuses older interpreters; look where such a Python
 # usually is, in order: $ZD_PYTHON, PATH, pyenv.
@@ -76,6 +77,7 @@ install_collection() {
 
 main() {
     ensure_apt_packages "${HOST_PACKAGES[@]}"
+    check_host_tools
     setup_venv
     seed_ansible_test_pip
     install_collection
