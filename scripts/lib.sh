@@ -100,11 +100,18 @@ start_systemd_container() {
 }
 
 # True once systemd in the container is up (running, or degraded: a unit of
-# the app may have failed, which the deploy itself reports). Bounded: 60 s.
+# the app may have failed, which the deploy itself reports). Right after
+# `podman run` the bus is not there yet and systemctl answers "offline" or
+# nothing, so ask again until the deadline (60 s).
 wait_booted() {
-    local state
-    state="$(as_root timeout 60 podman exec "$1" systemctl is-system-running --wait 2>/dev/null || true)"
-    case "$state" in running|degraded) return 0 ;; *) return 1 ;; esac
+    local state deadline=$((SECONDS + 60))
+    while [ "$SECONDS" -lt "$deadline" ]; do
+        state="$(as_root timeout 60 podman exec "$1" systemctl is-system-running --wait 2>/dev/null || true)"
+        case "$state" in running|degraded) return 0 ;; esac
+        sleep 1
+    done
+    log "$1: systemd says '${state:-nothing}' after 60 s"
+    return 1
 }
 
 # The test image's tag is a hash of its recipe, so it is rebuilt only when
