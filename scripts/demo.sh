@@ -47,6 +47,8 @@ deploy() {
 # Load from inside the container through nginx, until the stop file appears
 # (bounded anyway: 10 minutes, 200000 requests); nothing leaves the container.
 start_load() {
+    # A load left running by a killed earlier run would double this one.
+    as_root podman exec "$CONTAINER" pkill -f restart_under_load.py >/dev/null 2>&1 || true
     as_root podman exec "$CONTAINER" mkdir -p "$LOAD_DIR"
     for f in plugins/module_utils/_http.py plugins/module_utils/_load.py tests/helpers/restart_under_load.py; do
         as_root podman cp "$ZD_ROOT/$f" "$CONTAINER:$LOAD_DIR/"
