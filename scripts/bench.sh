@@ -15,6 +15,15 @@
 #
 #   scripts/bench.sh --fleet              3 runs of 1 host and of 3 hosts
 #   scripts/bench.sh --fleet --repeat 2 --cases one,three,waves [--keep]
+#
+# The deploy-time benchmark (docs/benchmarks.md): wall time and Ansible task
+# count of one new-release deploy with zerodown.deploy.deploy (the demo's
+# settings) against an ansistrano-style baseline (bench/baseline_deploy.yml),
+# alternating, on one systemd container (removed afterwards unless --keep).
+#
+#   scripts/bench.sh --deploy-time        3 runs of each, and of a no-op deploy
+#   scripts/bench.sh --deploy-time --repeat 5 [--keep] [--ref HEAD]
+#   scripts/bench.sh --deploy-time --clean   remove its container
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 
@@ -59,9 +68,72 @@ fleet_bench() {
     return "$rc"
 }
 
+# --ref REV of the deploy-time benchmark: the collection as committed at REV
+# (git archive, built and installed into OUT/collections) instead of the
+# working tree's, so that a tree being edited meanwhile (scripts/setup.sh
+# reinstalls .cache/collections) cannot change the code under measurement.
+collection_at_ref() {
+    local ref="$1" out="$2" commit
+    commit="$(git -C "$ZD_ROOT" rev-parse --verify --quiet "$ref^{commit}")" || die "--ref $ref is not a commit of $ZD_ROOT"
+    rm -rf "$out/ref" "$out/collections"
+    mkdir -p "$out/ref/src"
+    git -C "$ZD_ROOT" archive "$commit" | tar -x -C "$out/ref/src"
+    (cd "$out/ref/src" && ansible-galaxy collection build --force --output-path "$out/ref" >/dev/null)
+    export ANSIBLE_COLLECTIONS_PATH="$out/collections"
+    ansible-galaxy collection install --force -p "$out/collections" "$out/ref"/zerodown-deploy-*.tar.gz >/dev/null
+    export ZD_BENCH_COLLECTION="commit ${commit:0:12} (--ref $ref)"
+    log "zerodown.deploy as committed at ${commit:0:12} ($ref), in $out/collections"
+}
+
+# The deploy-time benchmark: ours and the baseline side by side in one
+# container; the first deploy of each (and the baseline's units and nginx
+# site) is set up untimed, then tools/bench_deploy.py times the runs.
+deploy_time_bench() {
+    local container=zerodown-deploytime out="$ZD_ROOT/.cache/bench-deploy" keep=0 ref="" args=() rc=0
+    while [ "$#" -gt 0 ]; do
+        case "$1" in
+            --clean)
+                as_root podman rm -f "$container" >/dev/null 2>&1 || true
+                rm -rf "$out"
+                log "removed the container $container and $out"
+                return 0 ;;
+            --keep) keep=1 ;;
+            --ref) [ "$#" -ge 2 ] || die "--ref needs a git revision"; ref="$2"; shift ;;
+            --ref=*) ref="${1#--ref=}" ;;
+            *) args+=("$1") ;;
+        esac
+        shift
+    done
+    mkdir -p "$out"
+    tools_and_image "$out"
+    export ZD_BENCH_COLLECTION="the working tree (scripts/setup.sh)"
+    [ -z "$ref" ] || collection_at_ref "$ref" "$out"
+    ensure_systemd_container "$container" "$BENCH_IMAGE"
+    cd "$ZD_ROOT"
+    log "untimed setup: a first deploy of ours, the baseline's units, nginx site and first deploy"
+    if ! python3 "$ZD_ROOT/tools/bench_deploy.py" "$container" "$out" --setup 2> "$out/setup-deploys.log"; then
+        tail -40 "$out/setup-deploys.log" >&2
+        die "the untimed setup failed: $out/setup-deploys.log and $out/logs/"
+    fi
+    log_machine
+    log "timing new-release deploys, ours and the baseline alternating, and no-op deploys of ours"
+    python3 "$ZD_ROOT/tools/bench_deploy.py" "$container" "$out" "${args[@]}" | tee "$out/table.md" || rc=$?
+    if [ "$keep" -eq 0 ]; then
+        as_root podman rm -f "$container" >/dev/null 2>&1 || log "could not remove the container $container"
+    fi
+    log "results: $out/results.json, table: $out/table.md, every run's output: $out/logs/"
+    return "$rc"
+}
+
 if [ "${1:-}" = "--fleet" ]; then
     shift
     fleet_bench "$@"
+    exit $?
+fi
+
+if [ "${1:-}" = "--deploy-time" ]; then
+    shift
+    deploy_time_bench "$@"
     exit $?
 fi
 
