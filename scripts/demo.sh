@@ -113,7 +113,7 @@ print()
 print("release %s -> %s, %s restart of %s instances" % (report["release_from"], report["release_to"], report["mode"], report["instances"]))
 print()
 print("%-34s %9s %7s %9s %9s %9s" % ("load", "requests", "failed", "p50 ms", "p99 ms", "max ms"))
-rows = [("steady, before the restart", phases["baseline"]), ("during the restart", phases["during"]), ("after", phases["tail"])]
+rows = [("steady, before the restart", phases["before"]), ("during the restart", phases["during"]), ("after", phases["after"])]
 for name, p in rows:
     lat = p["latency_ms"]
     print("%-34s %9d %7d %9s %9s %9s" % (name, p["requests"], p["failed"], ms(lat["p50"]), ms(lat["p99"]), ms(lat["max"])))

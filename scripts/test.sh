@@ -1,18 +1,23 @@
 #!/usr/bin/env bash
 # The whole test suite, from a fresh Debian 12 machine: installs what it
-# needs (scripts/setup.sh), builds or reuses the systemd test image, then runs
-# every quality gate. Prints a table of stages and exits non-zero if any failed.
+# needs (scripts/setup.sh), builds or reuses the systemd test images, then
+# runs every quality gate. Prints a table of stages (and of the Molecule
+# scenarios) with their times, and exits non-zero if any failed.
 #
 #   scripts/test.sh                 all stages
 #   scripts/test.sh lint units      only the named stages
+#   ZD_SCENARIOS="app proxy" scripts/test.sh molecule   some scenarios
 #
 # Stages: lint sanity units pytest changelog docs build molecule
-# Extra stage, not in the default run (CI time): trixie, the socket_service
-# scenario on Debian 13 (systemd 257).
+# The Molecule scenarios run ZD_MOLECULE_JOBS (default 3) at a time: each
+# has its own containers and network, and they mostly wait (on systemd, on
+# boots, on measured load), so two cores carry three. The Debian 13
+# (systemd 257) copies of socket_service and app are part of every run.
 set -uo pipefail
 . "$(dirname "$0")/lib.sh"
 
 ALL_STAGES=(lint sanity units pytest changelog docs build molecule)
+LOG_DIR="$ZD_ROOT/.cache/test-logs"
 
 # ansible-test insists on running inside ansible_collections/NS/NAME; a copy
 # (not a symlink: it resolves real paths) keeps the checkout's layout free.
@@ -70,16 +75,88 @@ stage_build() {
     "$ZD_ROOT/scripts/setup.sh" >/dev/null && ls "$ZD_ROOT"/.cache/collections/ansible_collections/zerodown/deploy/roles >/dev/null
 }
 
-stage_molecule() {
-    ZD_TEST_IMAGE="$("$ZD_ROOT/scripts/build-image.sh")" || return 1
-    export ZD_TEST_IMAGE
-    (cd "$ZD_ROOT" && molecule test --all)
+# Both images are built (or found) while the stages before Molecule run.
+start_images() {
+    mkdir -p "$LOG_DIR"
+    "$ZD_ROOT/scripts/build-image.sh" bookworm > "$LOG_DIR/image-bookworm.ref" 2> "$LOG_DIR/image-bookworm.log" &
+    IMAGE_PIDS=($!)
+    "$ZD_ROOT/scripts/build-image.sh" trixie > "$LOG_DIR/image-trixie.ref" 2> "$LOG_DIR/image-trixie.log" &
+    IMAGE_PIDS+=($!)
 }
 
-stage_trixie() {
-    ZD_TEST_IMAGE="$("$ZD_ROOT/scripts/build-image.sh" trixie)" || return 1
-    export ZD_TEST_IMAGE
-    (cd "$ZD_ROOT" && molecule test -s socket_service)
+wait_images() {
+    local pid rc=0
+    for pid in "${IMAGE_PIDS[@]:-}"; do
+        [ -n "$pid" ] && { wait "$pid" || rc=1; }
+    done
+    IMAGE_PIDS=()
+    if [ "$rc" -ne 0 ]; then
+        tail -n 20 "$LOG_DIR"/image-*.log >&2
+        return 1
+    fi
+    ZD_TEST_IMAGE="$(cat "$LOG_DIR/image-bookworm.ref")"
+    ZD_TEST_IMAGE_TRIXIE="$(cat "$LOG_DIR/image-trixie.ref")"
+    export ZD_TEST_IMAGE ZD_TEST_IMAGE_TRIXIE
+}
+
+# Every scenario directory with a molecule.yml, the longest first so that the
+# pool ends together (the order of the last run's times when there is one).
+scenarios() {
+    local name times="$LOG_DIR/scenario-times"
+    if [ -n "${ZD_SCENARIOS:-}" ]; then
+        local wanted
+        read -r -a wanted <<< "$ZD_SCENARIOS"
+        printf '%s\n' "${wanted[@]}"
+        return
+    fi
+    for name in "$ZD_ROOT"/molecule/*/molecule.yml; do
+        name="$(basename "$(dirname "$name")")"
+        printf '%s %s\n' "$(awk -v n="$name" '$1 == n {print $2}' "$times" 2>/dev/null | tail -1 || true)" "$name"
+    done | sort -rn | awk '{print $NF}'
+}
+
+# One `molecule test` per scenario, ZD_MOLECULE_JOBS at a time, each into its
+# own log; a table of results and times at the end, the log's tail for each
+# failure.
+stage_molecule() {
+    local jobs="${ZD_MOLECULE_JOBS:-3}" name rc failed=0
+    declare -A pids=() begun=()
+    wait_images || return 1
+    mkdir -p "$LOG_DIR"
+    local results=()
+    local queue
+    mapfile -t queue < <(scenarios)
+    reap() {
+        local done_name
+        for done_name in "${!pids[@]}"; do
+            if ! kill -0 "${pids[$done_name]}" 2>/dev/null; then
+                wait "${pids[$done_name]}"
+                rc=$?
+                results+=("$(printf '  %-24s %-6s %5ss' "$done_name" "$([ "$rc" -eq 0 ] && echo ok || echo FAILED)" "$((SECONDS - begun[$done_name]))")")
+                echo "$done_name $((SECONDS - begun[$done_name]))" >> "$LOG_DIR/scenario-times.new"
+                if [ "$rc" -ne 0 ]; then
+                    failed=1
+                    log "molecule $done_name FAILED; the end of $LOG_DIR/molecule-$done_name.log:"
+                    tail -n 60 "$LOG_DIR/molecule-$done_name.log" >&2
+                else
+                    log "molecule $done_name ok ($((SECONDS - begun[$done_name])) s)"
+                fi
+                unset "pids[$done_name]"
+            fi
+        done
+    }
+    : > "$LOG_DIR/scenario-times.new"
+    for name in "${queue[@]}"; do
+        while [ "${#pids[@]}" -ge "$jobs" ]; do reap; sleep 2; done
+        log "molecule $name: started"
+        (cd "$ZD_ROOT" && exec molecule test -s "$name") > "$LOG_DIR/molecule-$name.log" 2>&1 &
+        pids[$name]=$!
+        begun[$name]=$SECONDS
+    done
+    while [ "${#pids[@]}" -gt 0 ]; do reap; sleep 2; done
+    mv "$LOG_DIR/scenario-times.new" "$LOG_DIR/scenario-times"
+    printf '%s\n' "${results[@]}" > "$LOG_DIR/scenario-results"
+    return "$failed"
 }
 
 main() {
@@ -89,7 +166,10 @@ main() {
     activate_env
     # ansible-test builds its venvs from pythonX.Y on PATH: the tool venv's own.
     ANSIBLE_TEST_PYTHON="$(python -c 'import sys; print("%d.%d" % sys.version_info[:2])')"
-    local report=()
+    local report=() begin=$SECONDS
+    # The images build in the background while the other stages run.
+    IMAGE_PIDS=()
+    [[ " ${stages[*]} " == *" molecule "* ]] && start_images
     for stage in "${stages[@]}"; do
         declare -F "stage_$stage" >/dev/null || die "unknown stage '$stage' (known: ${ALL_STAGES[*]})"
         log "stage $stage"
@@ -99,9 +179,14 @@ main() {
         if [ "$rc" -eq 0 ]; then passed=$((passed + 1)); else failed=$((failed + 1)); fi
         report+=("$(printf '%-10s %-6s %5ss' "$stage" "$([ "$rc" -eq 0 ] && echo ok || echo FAILED)" "$((SECONDS - start))")")
     done
+    wait_images >/dev/null 2>&1 || true
     printf '\n%-10s %-6s %6s\n' stage result time
     printf '%s\n' "${report[@]}"
-    echo "stages: $passed passed, $failed failed"
+    if [ -s "$LOG_DIR/scenario-results" ] && [[ " ${stages[*]} " == *" molecule "* ]]; then
+        echo "molecule scenarios (${ZD_MOLECULE_JOBS:-3} at a time):"
+        cat "$LOG_DIR/scenario-results"
+    fi
+    echo "stages: $passed passed, $failed failed; total $((SECONDS - begin)) s"
     [ "$failed" -eq 0 ]
 }
 

@@ -5,7 +5,8 @@
 # Note that this module util is **PRIVATE** to the collection. It can have breaking changes at any time.
 # Do not use this from other collections or standalone plugins/modules!
 
-"""The blue/green switch of proxy mode, shared by the ``blue_green`` and ``zero_downtime_restart`` modules.
+"""The blue/green switch of proxy mode (internal), shared by the ``blue_green`` and ``zero_downtime_restart`` modules,
+and the ``blue_green`` module's backend.
 
 Proxy mode is for apps that bind their own TCP port. The units (rendered by
 the ``socket_service`` role) are::
@@ -24,9 +25,11 @@ one. The switch: start the idle slot's app and wait until it answers its
 health path, start its slot socket, replace LINK, wait until the old port
 has no established connection, stop the old slot.
 
-Standard library only (no ``ansible.*``); systemctl runs through a
+Standard library only (no ``ansible.*``); systemctl runs through the
+collection's one systemd client (``_systemd.Systemd``) over a
 ``run_command(argv, environ_update=...)`` callable (``AnsibleModule.run_command``
-in the modules, a fake in the unit tests).
+in the modules, a fake in the unit tests). Unit names, LINK and the slot
+sockets' paths come from ``_names``, as the role's templates get them.
 """
 
 from __future__ import annotations
@@ -36,22 +39,23 @@ import re
 import time
 
 from ansible_collections.zerodown.deploy.plugins.module_utils._fs import atomic_symlink, read_link
-from ansible_collections.zerodown.deploy.plugins.module_utils._health import (
-    SHOW_PROPERTIES,
-    NotHealthy,
-    describe_state,
-    parse_show,
-    unit_failure,
-    wait_healthy,
-)
+from ansible_collections.zerodown.deploy.plugins.module_utils._health import NotHealthy, wait_healthy
 from ansible_collections.zerodown.deploy.plugins.module_utils._http import parse_endpoint
+from ansible_collections.zerodown.deploy.plugins.module_utils._module import ModuleError, header_value, request_path
+from ansible_collections.zerodown.deploy.plugins.module_utils._names import SlotUnits, link_path, slot_dir, slot_socket_path
+from ansible_collections.zerodown.deploy.plugins.module_utils._systemd import (
+    DESCRIBED_PROPERTIES,
+    SystemdError,
+    describe_state,
+    relative_steps,
+    running,
+    start_failure,
+)
+from ansible_collections.zerodown.deploy.plugins.module_utils._validate import ValidationError, service_name
 
 DEFAULT_PORTS = (8001, 8002)
 DEFAULT_DRAIN_TIMEOUT = 30.0
-# Where the role's templates put LINK and the slot sockets; the templates and this module must agree.
-LINK_DIR = '/var/lib/zerodown'
-SOCKET_DIR = '/run/zerodown'
-LINK_NAME = 'live.sock'
+MAX_READY_TIMEOUT = 3600
 SLOT_SOCKET_RE = re.compile(r'slot-(\d{1,5})\.sock')  # used with fullmatch() on the link target's base name
 
 # A connection is "in flight" on the old port while the app's side of it is ESTABLISHED.
@@ -64,45 +68,12 @@ DRAIN_POLL_INTERVAL = 0.1
 HEALTH_SUCCESSES = 3
 HEALTH_INTERVAL = 0.1
 PROBE_TIMEOUT = 5.0
-JOURNAL_LINES = 20
-OUTPUT_TAIL = 2000
+# A failed slot's state in messages: the usual properties, its exit status and how often Restart= restarted it.
+FAILED_SLOT_PROPERTIES = DESCRIBED_PROPERTIES + ('ExecMainStatus', 'NRestarts')
 
 
 class BlueGreenError(Exception):
     """A step of the switch failed; the message says what, and what state the slots were left in."""
-
-
-# -- names and paths -------------------------------------------------------------------------------
-
-
-def link_path(name: str) -> str:
-    """LINK: the fixed path the public proxy forwards to, persistent so a reboot comes back on the live slot."""
-    return os.path.join(LINK_DIR, name, LINK_NAME)
-
-
-def slot_socket_path(name: str, port: int) -> str:
-    """The slot's Unix socket, which NAME-slot@PORT.socket listens on (its ListenStream=)."""
-    return os.path.join(SOCKET_DIR, name, 'slot-%d.sock' % port)
-
-
-class SlotUnits:
-    """The three units of one slot."""
-
-    def __init__(self, name: str, port: int):
-        self.port = port
-        self.app = '%s-app@%d.service' % (name, port)
-        self.socket = '%s-slot@%d.socket' % (name, port)
-        self.proxy = '%s-slot@%d.service' % (name, port)
-
-    @property
-    def all(self) -> list:
-        """Stop order does not matter in one systemctl call: systemd orders the stop jobs by After=."""
-        return [self.proxy, self.socket, self.app]
-
-    @property
-    def persistent(self) -> list:
-        """What a reboot must start: the slot socket (it starts the slot proxy on demand) and the app."""
-        return [self.socket, self.app]
 
 
 # -- arguments -------------------------------------------------------------------------------------
@@ -196,7 +167,9 @@ def established(port: int, paths=PROC_NET_TCP) -> int:
     return total
 
 
-class DrainResult:
+class PortDrain:
+    """How the old slot's port drained: whether it went quiet, after how long, and the connections left."""
+
     def __init__(self, drained: bool, waited_s: float, connections: int):
         self.drained = drained
         self.waited_s = waited_s
@@ -207,7 +180,7 @@ class DrainResult:
 
 
 def wait_drained(port: int, timeout: float, quiet: float = DRAIN_QUIET_SECONDS, interval: float = DRAIN_POLL_INTERVAL,
-                 count=established, clock=time.monotonic, sleep=time.sleep) -> DrainResult:
+                 count=established, clock=time.monotonic, sleep=time.sleep) -> PortDrain:
     """Wait until ``port`` has had no established connection for ``quiet`` seconds in a row, at most ``timeout`` seconds.
 
     Polled, never slept for a fixed time: with no request in flight it ends
@@ -226,117 +199,37 @@ def wait_drained(port: int, timeout: float, quiet: float = DRAIN_QUIET_SECONDS, 
         elif quiet_since is None:
             quiet_since = now
         if quiet_since is not None and now - quiet_since >= quiet:
-            return DrainResult(True, now - started, 0)
+            return PortDrain(True, now - started, 0)
         if now >= deadline:
-            return DrainResult(False, now - started, connections)
+            return PortDrain(False, now - started, connections)
         sleep(max(min(interval, deadline - now), 0))
-
-
-# -- systemd ---------------------------------------------------------------------------------------
-
-
-def _tail(text) -> str:
-    return (text or '').strip()[-OUTPUT_TAIL:]
-
-
-class Systemctl:
-    """The systemctl and journalctl calls of a switch; every state-changing call is recorded as a step."""
-
-    def __init__(self, run_command, systemctl: str = 'systemctl', journalctl: str | None = 'journalctl', clock=time.monotonic):
-        self.run_command = run_command
-        self.systemctl = systemctl
-        self.journalctl = journalctl
-        self.clock = clock
-        self.steps = []
-
-    def _call(self, argv: list):
-        return self.run_command(argv, environ_update={'LC_ALL': 'C'})
-
-    def run(self, verb: str, units: list, check: bool = True) -> dict:
-        """``systemctl VERB UNITS``; raises BlueGreenError on a non-zero exit when ``check``. Returns the recorded step."""
-        argv = [self.systemctl, '--no-ask-password', verb] + list(units)
-        step = self.record(argv, units)
-        rc, out, err = self._call(argv)
-        step['rc'] = rc
-        step['returned'] = self.clock()
-        if rc != 0 and check:
-            raise BlueGreenError('%s failed with rc %d: %s' % (' '.join(argv), rc, _tail(err) or _tail(out) or '(no output)'))
-        return step
-
-    def record(self, argv: list, units: list) -> dict:
-        """A step of the switch; also used for what is not a systemctl call (the link swap, the drain)."""
-        now = self.clock()
-        step = {'units': list(units), 'argv': list(argv), 'rc': None, 'started': now, 'returned': None, 'ready': None}
-        self.steps.append(step)
-        return step
-
-    def show(self, unit: str) -> dict:
-        argv = [self.systemctl, 'show', '--property=' + ','.join(SHOW_PROPERTIES + ('NRestarts',)), unit]
-        rc, out, err = self._call(argv)
-        if rc != 0:
-            raise BlueGreenError('%s failed with rc %d: %s' % (' '.join(argv), rc, _tail(err) or _tail(out)))
-        return parse_show(out)
-
-    def is_enabled(self, units: list) -> bool:
-        """True when every unit is enabled (systemctl is-enabled exits 0 when any one is, so read the lines)."""
-        rc, out, dummy = self._call([self.systemctl, 'is-enabled'] + list(units))
-        lines = out.split()
-        return len(lines) == len(units) and all(line == 'enabled' for line in lines)
-
-    def journal(self, units: list, lines: int = JOURNAL_LINES, since: float | None = None) -> str:
-        """The units' last journal lines, since the UNIX time ``since`` (this start of the unit, not the ones before)."""
-        if not self.journalctl or not lines:
-            return ''
-        argv = [self.journalctl, '--no-pager', '--output=cat', '--lines=%d' % lines] + ['--unit=' + unit for unit in units]
-        if since is not None:
-            argv.append('--since=@%d' % int(since))
-        rc, out, dummy = self._call(argv)
-        if rc != 0:
-            return ''
-        return ' | '.join(line.strip() for line in out.strip().splitlines() if line.strip())
-
-
-def running(state: dict) -> bool:
-    return state.get('LoadState') == 'loaded' and state.get('ActiveState') == 'active'
-
-
-def start_failure(state: dict) -> str | None:
-    """Why a starting app counts as failed, or None while it may still come up.
-
-    Besides a failed unit, an app that exited and waits for its Restart=
-    (SubState auto-restart) or that stopped has failed its start: waiting
-    out ready_timeout would only hide that.
-    """
-    reason = unit_failure(state)
-    if reason is not None:
-        return reason
-    if state.get('SubState') == 'auto-restart':
-        return 'exited and is waiting to be restarted (Result=%s, exit status %s)' % (
-            state.get('Result', '?'), state.get('ExecMainStatus', '?'))
-    if state.get('ActiveState') in ('inactive', 'deactivating'):
-        return 'stopped (ActiveState=%s, Result=%s)' % (state['ActiveState'], state.get('Result', '?'))
-    return None
 
 
 # -- the switch ------------------------------------------------------------------------------------
 
+# What a step of the switch can raise: its own errors, and a systemctl call that failed.
+SWITCH_ERRORS = (BlueGreenError, SystemdError)
+
 
 class Switch:
-    """Blue/green over two slots of one app. Call :meth:`switch` or :meth:`ensure_started` once per instance."""
+    """Blue/green over two slots of one app. Call :meth:`switch` or :meth:`ensure_started` once per instance.
 
-    def __init__(self, name: str, ports, systemctl: Systemctl, health_path: str = '/', host_header=None, ready_timeout: float = 60.0,
+    ``systemd`` is a ``_systemd.Systemd``; every state change is recorded in its steps.
+    """
+
+    def __init__(self, name: str, ports, systemd, health_path: str = '/', host_header=None, ready_timeout: float = 60.0,
                  drain_timeout: float = DEFAULT_DRAIN_TIMEOUT, probe_timeout: float = PROBE_TIMEOUT, link: str | None = None,
                  socket_dir: str | None = None, warn=None, count=established):
         self.name = name
         self.ports = check_ports(ports)
-        self.systemctl = systemctl
+        self.systemd = systemd
         self.health_path = health_path
         self.host_header = host_header
         self.ready_timeout = ready_timeout
         self.drain_timeout = check_drain_timeout(drain_timeout)
         self.probe_timeout = probe_timeout
         self.link = link or link_path(name)
-        self.socket_dir = socket_dir or os.path.join(SOCKET_DIR, name)
+        self.socket_dir = socket_dir or slot_dir(name)
         self.warn = warn or (lambda message: None)
         self.count = count
         self.drain_quiet = DRAIN_QUIET_SECONDS
@@ -348,50 +241,34 @@ class Switch:
         return SlotUnits(self.name, port)
 
     def socket_path(self, port: int) -> str:
-        return os.path.join(self.socket_dir, 'slot-%d.sock' % port)
+        """The slot's socket: _names' path, in ``socket_dir`` when one was given (the tests' temporary directory)."""
+        return os.path.join(self.socket_dir, os.path.basename(slot_socket_path(self.name, port)))
 
     # -- reading ----------------------------------------------------------------------------------
 
-    def plan(self) -> dict:
+    def read_slots(self) -> dict:
         """Which slot is live and which one a switch would start; reads LINK only."""
         live = live_port(self.link)
         return {'live': live, 'idle': idle_port(live, self.ports), 'link': self.link, 'link_target': read_link(self.link)}
 
     def slot_running(self, port: int) -> bool:
         units = self.units(port)
-        return running(self.systemctl.show(units.app)) and running(self.systemctl.show(units.socket))
+        return running(self.systemd.show(units.app)) and running(self.systemd.show(units.socket))
 
     def slot_active(self, port: int) -> bool:
         """Any unit of the slot active or on its way (the leftovers of an interrupted switch count)."""
-        return any(self.systemctl.show(unit).get('ActiveState') not in ('inactive', 'failed', None) for unit in self.units(port).all)
-
-    def _main_pid(self, unit: str) -> int:
-        return self.systemctl.show(unit)['MainPID']
-
-    def _describe(self, unit: str) -> str:
-        try:
-            return describe_state(unit, self.systemctl.show(unit), properties=SHOW_PROPERTIES[1:7] + ('ExecMainStatus', 'NRestarts'))
-        except BlueGreenError as exc:
-            return '%s: %s' % (unit, exc)
+        return any(self.systemd.show(unit).get('ActiveState') not in ('inactive', 'failed', None) for unit in self.units(port).all)
 
     # -- the steps --------------------------------------------------------------------------------
 
     def wait_active(self, unit: str, deadline: float) -> None:
-        while True:
-            state = self.systemctl.show(unit)
-            if running(state):
-                return
-            reason = start_failure(state)
-            if reason is None and time.monotonic() >= deadline:
-                reason = 'was not active within ready_timeout (%g s)' % self.ready_timeout
-            if reason is not None:
-                raise BlueGreenError('%s %s' % (unit, reason))
-            time.sleep(HEALTH_INTERVAL)
+        self.systemd.wait(unit, deadline, running, fail=start_failure, what='active',
+                          within='within ready_timeout (%g s)' % self.ready_timeout, interval=HEALTH_INTERVAL, described=False)
 
     def _probe(self, endpoint: str, deadline: float, watch: str) -> None:
         """The health path answers 2xx HEALTH_SUCCESSES times in a row; ends at once when the watched unit fails."""
         def abort():
-            reason = start_failure(self.systemctl.show(watch))
+            reason = start_failure(self.systemd.show(watch))
             return None if reason is None else 'stopped early because %s %s' % (watch, reason)
         try:
             wait_healthy(parse_endpoint(endpoint), self.health_path, deadline, successes=HEALTH_SUCCESSES, host_header=self.host_header,
@@ -409,30 +286,30 @@ class Switch:
         deadline = time.monotonic() + self.ready_timeout
         self.started_wall = time.time()
         try:
-            step = self.systemctl.run('restart', [units.app])
+            step = self.systemd.run('restart', [units.app])
             self.wait_active(units.app, deadline)
             # Straight at the app first: a failure here is the app's, not the proxies'.
             self._probe('127.0.0.1:%d' % port, deadline, units.app)
             step['ready'] = time.monotonic()
-            step = self.systemctl.run('start', [units.socket])
+            step = self.systemd.run('start', [units.socket])
             # Then through the slot socket and its proxy, the path the public proxy will take.
             self._probe('unix:' + self.socket_path(port), deadline, units.app)
             step['ready'] = time.monotonic()
-        except BlueGreenError as exc:
+        except SWITCH_ERRORS as exc:
             message = self._failed_slot(port, str(exc))
             raise BlueGreenError(message)
-        self.pids[units.app]['new'] = self._main_pid(units.app)
+        self.pids[units.app]['new'] = self.systemd.main_pid(units.app)
 
     def _failed_slot(self, port: int, why: str) -> str:
         units = self.units(port)
-        state = self._describe(units.app)
-        journal = self.systemctl.journal([units.app], since=self.started_wall)
+        state = self.systemd.describe(units.app, FAILED_SLOT_PROPERTIES)
+        journal = self.systemd.journal([units.app], since=self.started_wall)
         self.pids[units.app]['new'] = 0
         try:
-            self.systemctl.run('stop', units.all)
+            self.systemd.run('stop', units.all)
             # A failed unit would leave the system "degraded"; the message above has its state.
-            self.systemctl.run('reset-failed', [units.app], check=False)
-        except BlueGreenError as exc:
+            self.systemd.run('reset-failed', [units.app], check=False)
+        except SWITCH_ERRORS as exc:
             why += '; stopping the new slot failed too: %s' % exc
         live = self.result['live_before']
         kept = ('the live slot %d and %s are untouched' % (live, self.link)) if live is not None else '%s was not created' % self.link
@@ -441,7 +318,7 @@ class Switch:
 
     def swap_link(self, port: int) -> None:
         target = self.socket_path(port)
-        step = self.systemctl.record(['symlink', target, self.link], [])
+        step = self.systemd.record(['symlink', target, self.link], [])
         try:
             replace_link(self.link, target)
         except OSError as exc:
@@ -452,22 +329,22 @@ class Switch:
         step['returned'] = step['ready'] = time.monotonic()
         self.result['switched'] = True
 
-    def drain(self, port: int) -> DrainResult:
-        step = self.systemctl.record(['drain', str(port)], [self.units(port).app])
+    def drain(self, port: int) -> PortDrain:
+        step = self.systemd.record(['drain', str(port)], [self.units(port).app])
         outcome = wait_drained(port, self.drain_timeout, quiet=self.drain_quiet, count=self.count)
         step['rc'] = 0 if outcome.drained else 1
         step['returned'] = time.monotonic()
         step['ready'] = step['returned'] if outcome.drained else None
         if not outcome.drained:
-            self.warn('%s-app@%d still had %d established connection(s) after drain_timeout (%g s); the old slot was stopped anyway'
-                      % (self.name, port, outcome.connections, self.drain_timeout))
+            self.warn('%s still had %d established connection(s) after drain_timeout (%g s); the old slot was stopped anyway'
+                      % (self.units(port).app, outcome.connections, self.drain_timeout))
         return outcome
 
     def retire(self, port: int) -> None:
         """Stop and disable a slot that LINK no longer points at."""
         units = self.units(port)
-        self.systemctl.run('stop', units.all)
-        self.systemctl.run('disable', units.persistent)
+        self.systemd.run('stop', units.all)
+        self.systemd.run('disable', units.persistent)
         if units.app in self.pids:
             self.pids[units.app]['new'] = 0
 
@@ -476,20 +353,20 @@ class Switch:
     def _remember_pids(self, ports) -> None:
         for port in ports:
             unit = self.units(port).app
-            self.pids[unit] = {'old': self._main_pid(unit), 'new': None}
+            self.pids[unit] = {'old': self.systemd.main_pid(unit), 'new': None}
 
     def check_loaded(self, port: int) -> None:
         """The slot's units must exist (the role installs their templates) before anything is started."""
-        for unit in (self.units(port).app, self.units(port).socket):
-            state = self.systemctl.show(unit)
-            if state.get('LoadState') != 'loaded':
-                raise BlueGreenError('unit %s does not exist or cannot be loaded (%s); nothing was changed. The socket_service role '
-                                     'installs it with socket_service_mode: proxy' % (unit, describe_state(unit, state)))
+        missing = self.systemd.first_not_loaded([self.units(port).app, self.units(port).socket])
+        if missing is not None:
+            unit, state = missing
+            raise BlueGreenError('unit %s does not exist or cannot be loaded (%s); nothing was changed. The socket_service role '
+                                 'installs it with socket_service_mode: proxy' % (unit, describe_state(unit, state)))
 
     def switch(self) -> dict:
         """Start the idle slot, point LINK at it, drain and stop the live one. Returns :attr:`result`."""
-        plan = self.plan()
-        live, idle = plan['live'], plan['idle']
+        slots = self.read_slots()
+        live, idle = slots['live'], slots['idle']
         self.result.update(live_before=live, idle=idle)
         self.check_loaded(idle)
         self._remember_pids([idle] + ([live] if live is not None else []))
@@ -502,7 +379,7 @@ class Switch:
             raise
         self.swap_link(idle)
         self.result.update(live_after=idle, changed=True)
-        self.systemctl.run('enable', self.units(idle).persistent)
+        self.systemd.run('enable', self.units(idle).persistent)
         if live is not None:
             self.result['drain'] = self.drain(live).to_dict()
             self.retire(live)
@@ -510,14 +387,13 @@ class Switch:
 
     def ensure_started(self) -> dict:
         """Bring a slot live when none is; otherwise change nothing but stray state (enablement, a leftover slot)."""
-        plan = self.plan()
-        live = plan['live']
+        live = self.read_slots()['live']
         if live is None or live not in self.ports or not self.slot_running(live):
             return self.switch()
         self.result.update(live_before=live, live_after=live, idle=idle_port(live, self.ports))
         units = self.units(live)
-        if not self.systemctl.is_enabled(units.persistent):
-            self.systemctl.run('enable', units.persistent)
+        if not self.systemd.is_enabled(units.persistent):
+            self.systemd.run('enable', units.persistent)
             self.result['changed'] = True
         for port in self.ports:
             if port != live and self.slot_active(port):
@@ -532,6 +408,79 @@ class Switch:
         live = live_port(self.link)
         if live is None or live not in self.ports or not self.slot_running(live):
             return True
-        if not self.systemctl.is_enabled(self.units(live).persistent):
+        if not self.systemd.is_enabled(self.units(live).persistent):
             return True
         return any(self.slot_active(port) for port in self.ports if port != live)
+
+
+# -- the blue_green module -------------------------------------------------------------------------
+
+
+def check_options(params: dict) -> str:
+    """The blue_green module's options beyond their types; returns the app's base name."""
+    try:
+        name = service_name(params['service'])
+    except ValidationError as exc:
+        raise ModuleError(str(exc))
+    try:
+        check_ports(params['ports'])
+        check_drain_timeout(params['drain_timeout'])
+    except ValueError as exc:
+        raise ModuleError(str(exc))
+    request_path('health_path', params['health_path'])
+    if not 0 < params['ready_timeout'] <= MAX_READY_TIMEOUT:
+        raise ModuleError('ready_timeout must be > 0 and <= %d seconds, got %s' % (MAX_READY_TIMEOUT, params['ready_timeout']))
+    header_value('host_header', params['host_header'])
+    return name
+
+
+def diff_of(before: int | None, after: int | None, switch: Switch) -> dict:
+    def side(port):
+        return {'live_port': port, 'link_target': switch.socket_path(port) if port is not None else None}
+    return {'before': side(before), 'after': side(after), 'before_header': switch.link, 'after_header': switch.link}
+
+
+def _predict(switch: Switch, state: str) -> dict:
+    """Check mode: what ``state`` would do. ``switched`` always switches; ``started`` reads the units to tell."""
+    live = live_port(switch.link)
+    if state == 'switched':
+        changed, after = True, idle_port(live, switch.ports)
+    else:
+        try:
+            changed = switch.would_change()
+            live_ok = live in switch.ports and switch.slot_running(live)
+        except SWITCH_ERRORS as exc:
+            raise ModuleError(str(exc))
+        after = live if live_ok else idle_port(live, switch.ports)
+    return dict(switch.result, live_before=live, live_after=after, switched=after != live, changed=changed)
+
+
+def run_blue_green(params: dict, systemd, check_mode: bool = False, diff: bool = False, warn=None):
+    """The blue_green module: bring a slot live (``state=started``) or switch (``state=switched``).
+
+    Returns ``(result, failure message or None)``; raises ModuleError for invalid options.
+    """
+    name = check_options(params)
+    origin = time.monotonic()
+    switch = Switch(name, params['ports'], systemd, health_path=params['health_path'], host_header=params['host_header'],
+                    ready_timeout=params['ready_timeout'], drain_timeout=params['drain_timeout'], warn=warn)
+    failure = None
+    if check_mode:
+        result = _predict(switch, params['state'])
+    else:
+        try:
+            if params['state'] == 'switched':
+                switch.switch()
+            else:
+                switch.ensure_started()
+        except SWITCH_ERRORS as exc:
+            failure = str(exc)
+        result = dict(switch.result)
+        result['changed'] = bool(result['changed'] or systemd.steps)
+    result.pop('idle', None)
+    result['link'] = switch.link
+    result['pids'] = switch.pids
+    result['steps'] = relative_steps(systemd.steps, origin)
+    if diff:
+        result['diff'] = diff_of(result['live_before'], result['live_after'], switch)
+    return result, failure

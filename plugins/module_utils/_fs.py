@@ -36,6 +36,7 @@ __all__ = [
     'atomic_write',
     'fsync_dir',
     'read_link',
+    'read_text',
     'temp_name',
 ]
 
@@ -165,3 +166,12 @@ def read_link(path: str) -> t.Optional[str]:
         if exc.errno == errno.EINVAL:  # exists, but is not a symlink
             return None
         raise
+
+
+def read_text(path: str) -> t.Optional[str]:
+    """The text of ``path``, or ``None`` when it does not exist (undecodable bytes are replaced: it only gets compared)."""
+    try:
+        with open(path, encoding='utf-8', errors='replace') as handle:
+            return handle.read()
+    except FileNotFoundError:
+        return None

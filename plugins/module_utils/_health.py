@@ -2,11 +2,12 @@
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
 
-"""Readiness: a health path that answers 2xx several times in a row, and unit states.
+"""Readiness (internal): a health path that answers 2xx several times in a row, and the health_check module's backend.
 
-Shared by the ``health_check`` and ``zero_downtime_restart`` modules, so a
-pre-flight probe, a post-switch gate and the readiness wait of a restart all
-mean the same thing by "healthy". Standard library only (no ``ansible.*``).
+Shared by the ``health_check``, ``zero_downtime_restart`` and ``blue_green``
+modules, so a pre-flight probe, a post-switch gate and the readiness wait of a
+restart all mean the same thing by "healthy". Unit states come from the one
+systemd client, ``_systemd``. Standard library only (no ``ansible.*``).
 """
 
 from __future__ import annotations
@@ -14,6 +15,9 @@ from __future__ import annotations
 import time
 
 from ansible_collections.zerodown.deploy.plugins.module_utils._http import request
+from ansible_collections.zerodown.deploy.plugins.module_utils._module import ModuleError, endpoint, header_value, request_path, within
+from ansible_collections.zerodown.deploy.plugins.module_utils._systemd import SystemdError, stopped_failure
+from ansible_collections.zerodown.deploy.plugins.module_utils._validate import ValidationError, unit_name
 
 DEFAULT_SUCCESSES = 3
 DEFAULT_INTERVAL = 0.05
@@ -21,9 +25,10 @@ DEFAULT_PROBE_TIMEOUT = 5.0
 # A probe may overrun the deadline by up to this rather than time out for want of time.
 PROBE_MIN_TIMEOUT = 1.0
 BODY_EXCERPT = 300
-
-# What systemctl show is asked for; Id first, the rest go into descriptions.
-SHOW_PROPERTIES = ('Id', 'LoadState', 'ActiveState', 'SubState', 'Result', 'MainPID', 'Type', 'ExecMainCode', 'ExecMainStatus')
+# What the health_check module reports of each watched unit.
+REPORTED_PROPERTIES = ('LoadState', 'ActiveState', 'SubState', 'Result', 'MainPID', 'ExecMainStatus')
+# The part of systemctl's message a unit that could not be read reports as its "error".
+SHOW_ERROR_TAIL = 500
 
 
 class NotHealthy(Exception):
@@ -119,34 +124,86 @@ def wait_healthy(endpoint, path: str, deadline: float, successes: int = DEFAULT_
         time.sleep(max(min(interval, deadline - time.monotonic()), 0))
 
 
-# -- systemd unit states ------------------------------------------------------------------------
+# -- the health_check module -------------------------------------------------------------------------
 
 
-def parse_show(text: str) -> dict:
-    """``KEY=VALUE`` lines of ``systemctl show`` as a dict (MainPID as int)."""
-    state = {}
-    for line in text.splitlines():
-        key, sep, value = line.partition('=')
-        if sep:
-            state[key.strip()] = value.strip()
+class HealthCheckSettings:
+    """The health_check module's options, validated (ModuleError otherwise)."""
+
+    def __init__(self, params: dict):
+        self.warnings = []
+        self.target = endpoint('target', params['target'], self.warnings, path_note='the probes go to path')
+        self.path = request_path('path', params['path'])
+        self.host_header = header_value('host_header', params['host_header'])
+        self.successes = within('successes', params['successes'], 1, 100)
+        self.timeout = within('timeout', params['timeout'], 0, 3600, low_open=True)
+        self.probe_timeout = within('probe_timeout', params['probe_timeout'], 0, 300, low_open=True)
+        self.interval = within('interval', params['interval'], 0, 60)
+        self.journal_lines = within('journal_lines', params['journal_lines'], 0, 200)
+        try:
+            self.units = [unit_name(unit, 'units') for unit in params['units']]
+        except ValidationError as exc:
+            raise ModuleError(str(exc))
+
+
+class UnitWatch:
+    """Reads the watched units between probes; any failure ends the wait. ``systemd`` is a ``_systemd.Systemd``."""
+
+    def __init__(self, systemd, units: list):
+        self.systemd = systemd
+        self.units = units
+        self.states = {}
+
+    def read(self, unit: str) -> dict:
+        """The unit's state; one systemctl could not read counts as not loaded (LoadState=error)."""
+        try:
+            return self.systemd.show(unit)
+        except SystemdError as exc:
+            return {'LoadState': 'error', 'error': str(exc)[-SHOW_ERROR_TAIL:]}
+
+    def __call__(self):
+        """The first failure as a reason, or None."""
+        for unit in self.units:
+            state = self.read(unit)
+            self.states[unit] = state
+            reason = stopped_failure(state)
+            if reason is not None:
+                return 'stopped early because %s %s' % (unit, reason)
+        return None
+
+    def refresh(self) -> None:
+        for unit in self.units:
+            self.states[unit] = self.read(unit)
+
+    def report(self) -> dict:
+        return dict((unit, dict((key, state.get(key)) for key in REPORTED_PROPERTIES)) for unit, state in self.states.items())
+
+    def journal(self, lines: int) -> str:
+        return self.systemd.journal(self.units, lines) if self.units else ''
+
+
+def run_health_check(settings: HealthCheckSettings, systemd, warn=None):
+    """The health_check module: the wait, the watched units' states and, on failure, their journal. Returns (result, failure)."""
+    for warning in settings.warnings:
+        if warn is not None:
+            warn(warning)
+    watch = UnitWatch(systemd, settings.units)
+    deadline = time.monotonic() + settings.timeout
+    failure = None
     try:
-        state['MainPID'] = int(state.get('MainPID') or 0)
-    except ValueError:
-        state['MainPID'] = 0
-    return state
-
-
-def describe_state(unit: str, state: dict, properties=SHOW_PROPERTIES[1:7]) -> str:
-    return '%s: %s' % (unit, ' '.join('%s=%s' % (key, state.get(key, '?')) for key in properties))
-
-
-def unit_failure(state: dict):
-    """Why a unit counts as failed (a short reason), or None while it is starting or running."""
-    if state.get('LoadState') not in ('loaded', None):
-        return 'is not loaded (LoadState=%s)' % state.get('LoadState')
-    if state.get('ActiveState') == 'failed':
-        detail = 'Result=%s' % state.get('Result', '?')
-        if state.get('ExecMainStatus') not in (None, '', '0'):
-            detail += ', exit status %s' % state['ExecMainStatus']
-        return 'failed (%s)' % detail
-    return None
+        outcome = wait_healthy(settings.target, settings.path, deadline, successes=settings.successes, host_header=settings.host_header,
+                               probe_timeout=settings.probe_timeout, interval=settings.interval, abort=watch if settings.units else None,
+                               what='timeout', limit=settings.timeout)
+    except NotHealthy as exc:
+        outcome = exc.outcome
+        failure = str(exc)
+    watch.refresh()
+    result = outcome.to_dict()
+    result['target'] = str(settings.target)
+    result['units'] = watch.report()
+    result['changed'] = False
+    if failure is not None:
+        journal = watch.journal(settings.journal_lines)
+        if journal:
+            failure += '; last journal lines: ' + journal
+    return result, failure

@@ -5,7 +5,8 @@
 # Note that this module util is **PRIVATE** to the collection. It can have breaking changes at any time.
 # Do not use this from other collections or standalone plugins/modules!
 
-"""One nginx upstream server per file, and waiting until a drained server is no longer used.
+"""One nginx upstream server per file, waiting until a drained server is no longer used, and the nginx_backend
+module's backend (internal).
 
 The ``nginx_upstream`` role (with ``nginx_upstream_servers_include``) renders
 ``include DIR/*.conf;`` in the upstream block, and ``DIR`` holds one file per
@@ -24,6 +25,10 @@ workers with the new configuration and tells the old ones to finish their
 requests and exit. Only those old workers can still send a request to the
 server, so it is drained when every worker that existed before the reload has
 exited (:class:`DrainWatch`, which reads ``/proc``).
+
+:class:`BackendRun` is the module: validate, lock the directory, write,
+``nginx -t``, reload through the collection's systemd client, wait; it puts
+the previous content back when nginx rejects the change.
 """
 
 from __future__ import annotations
@@ -35,14 +40,24 @@ import re
 import time
 import typing as t
 
+from ansible_collections.zerodown.deploy.plugins.module_utils._fs import atomic_write
+from ansible_collections.zerodown.deploy.plugins.module_utils._lock import FileLock, LockError
+from ansible_collections.zerodown.deploy.plugins.module_utils._module import ModuleError
+from ansible_collections.zerodown.deploy.plugins.module_utils._systemd import Systemd
+
 __all__ = [
     'DEFAULT_SERVER_OPTIONS',
+    'LOCK_NAME',
     'STATES',
     'BackendError',
+    'BackendRun',
+    'BackendSettings',
     'DrainWatch',
-    'Plan',
+    'Nginx',
     'ProcTable',
     'Server',
+    'ServerChange',
+    'WorkerDrain',
     'check_backend',
     'check_server_options',
     'file_name',
@@ -66,6 +81,11 @@ _V6_PORT_RE = re.compile(r'\[(?P<address>[0-9A-Fa-f:.]+)\]:(?P<port>[0-9]{1,5})'
 _UNIX_RE = re.compile(r'unix:/[^\s;{}#"\'\\]*[^\s;{}#"\'\\/]')  # fullmatch
 _OPTION_RE = re.compile(r'[a-z_]+(=[^\s;{}#"\'\\]+)?')  # fullmatch
 _FILE_NAME_UNSAFE_RE = re.compile(r'[^A-Za-z0-9.-]')
+# The lock file of a servers directory; runs of the module on one directory take turns on it.
+LOCK_NAME = '.nginx_backend.lock'
+# Another run on the same directory may hold the lock through its whole drain.
+LOCK_EXTRA_SECONDS = 60
+MAX_DRAIN_TIMEOUT = 86400
 
 
 class BackendError(ValueError):
@@ -171,7 +191,7 @@ def read_servers_dir(servers_dir: str) -> dict:
     return files
 
 
-class Plan:
+class ServerChange:
     """What setting ``backend`` to ``state`` changes in a servers directory (computed, nothing written)."""
 
     def __init__(self, servers_dir: str, backend: str, state: str, previous_text: t.Optional[str], new_text: t.Optional[str],
@@ -210,7 +230,7 @@ def _own_server(backend: str, name: str, text: str) -> t.Optional[Server]:
 
 
 def plan_change(servers_dir: str, files: dict, backend: str, state: str, server_options: t.Optional[str],
-                allow_last_down: bool = False) -> Plan:
+                allow_last_down: bool = False) -> ServerChange:
     """Decide the new content of ``backend``'s file from the directory's ``files`` (see :func:`read_servers_dir`).
 
     ``server_options`` None keeps the options of an existing file (so a
@@ -239,13 +259,13 @@ def plan_change(servers_dir: str, files: dict, backend: str, state: str, server_
         if server_options is None:
             server_options = ' '.join(current.options) if current is not None else DEFAULT_SERVER_OPTIONS
         new_text = render(backend, server_options, state == 'down')
-    plan = Plan(servers_dir, backend, state, previous_text, new_text, previous_state, others)
-    if plan.takes_out and not allow_last_down and not any(other_state == 'up' for dummy, other_state, dummy2 in others):
+    change = ServerChange(servers_dir, backend, state, previous_text, new_text, previous_state, others)
+    if change.takes_out and not allow_last_down and not any(other_state == 'up' for dummy, other_state, dummy2 in others):
         raise BackendError('refusing to mark %s %s: it is the last server that is up in %s (%s), and nginx would answer '
                            '502 to every request of the upstream. Mark another server up first, or set allow_last_down: true '
                            'to take it out anyway.' % (backend, 'down' if state == 'down' else 'absent', servers_dir,
-                                                       plan.describe_others()))
-    return plan
+                                                       change.describe_others()))
+    return change
 
 
 # ---------------------------------------------------------------- the drain: nginx's worker processes
@@ -306,7 +326,8 @@ class ProcTable:
         return children
 
 
-DrainResult = collections.namedtuple('DrainResult', ['done', 'seconds', 'remaining', 'new_workers'])
+# How a reload's old workers went: all gone (done), after how long, which were left, which new ones run.
+WorkerDrain = collections.namedtuple('WorkerDrain', ['done', 'seconds', 'remaining', 'new_workers'])
 
 
 class DrainWatch:
@@ -341,14 +362,187 @@ class DrainWatch:
         new = sorted(pid for pid, start in current.items() if self.old.get(pid) != start)
         return remaining, new
 
-    def wait(self, timeout: float, old_must_exit: bool = True) -> DrainResult:
+    def wait(self, timeout: float, old_must_exit: bool = True) -> WorkerDrain:
         started = self.clock()
         deadline = started + timeout
         while True:
             remaining, new = self.poll()
             if new and (not remaining or not old_must_exit):
-                return DrainResult(True, self.clock() - started, remaining, new)
+                return WorkerDrain(True, self.clock() - started, remaining, new)
             now = self.clock()
             if now >= deadline:
-                return DrainResult(False, now - started, remaining, new)
+                return WorkerDrain(False, now - started, remaining, new)
             self.sleep(min(self.interval, deadline - now))
+
+
+# ---------------------------------------------------------------- the nginx_backend module
+
+
+class BackendSettings:
+    """The nginx_backend module's options, validated (ModuleError otherwise)."""
+
+    def __init__(self, params: dict):
+        try:
+            self.backend = check_backend(params['backend'])
+            options = params['server_options']
+            self.server_options = None if options is None else check_server_options(options)
+        except BackendError as exc:
+            raise ModuleError(str(exc)) from None
+        self.servers_dir = params['servers_dir'].rstrip('/') or '/'
+        if not os.path.isabs(self.servers_dir):
+            raise ModuleError('servers_dir must be an absolute path, got %r' % params['servers_dir'])
+        self.state = params['state']
+        self.allow_last_down = params['allow_last_down']
+        self.reload = params['reload']
+        self.drain_timeout = params['drain_timeout']
+        if not 0 < self.drain_timeout <= MAX_DRAIN_TIMEOUT:
+            raise ModuleError('drain_timeout must be > 0 and <= %d seconds, got %g' % (MAX_DRAIN_TIMEOUT, self.drain_timeout))
+        self.nginx_binary = params['nginx_binary']
+        self.service = params['service']
+        self.pid_file = params['pid_file']
+
+
+class Nginx:
+    """``nginx -t`` and the reload of nginx's unit, through the collection's systemd client (its run_command, C locale)."""
+
+    def __init__(self, binary: str, systemd: Systemd, service: str):
+        self.binary = binary
+        self.systemd = systemd
+        self.service = service
+
+    @staticmethod
+    def _failure(rc: int, out: str, err: str, what: str) -> t.Optional[str]:
+        return None if rc == 0 else ((err or '') + (out or '')).strip() or '%s exited %d' % (what, rc)
+
+    def test(self) -> t.Optional[str]:
+        """None when the configuration passes nginx -t, else nginx's message."""
+        return self._failure(*self.systemd.call([self.binary, '-t']), what='nginx -t')
+
+    def reload(self) -> t.Optional[str]:
+        """None when systemctl reloaded nginx, else its message."""
+        return self._failure(*self.systemd.call([self.systemd.systemctl, 'reload', self.service]), what='systemctl reload')
+
+
+def _write(path: str, text):
+    """Put ``text`` in ``path`` atomically, or remove it when ``text`` is None."""
+    if text is None:
+        try:
+            os.unlink(path)
+        except FileNotFoundError:
+            pass
+    else:
+        atomic_write(path, text, mode=0o644)
+
+
+class BackendRun:
+    """One run of the nginx_backend module over ``module`` (an AnsibleModule: params, check mode, diff, run_command, binaries)."""
+
+    def __init__(self, module):
+        self.module = module
+        self.settings = BackendSettings(module.params)
+
+    def nginx(self) -> Nginx:
+        binary = self.settings.nginx_binary or self.module.get_bin_path('nginx', required=True, opt_dirs=['/usr/sbin', '/usr/local/sbin'])
+        return Nginx(binary, Systemd.for_module(self.module), self.settings.service)
+
+    def _result(self, change: ServerChange) -> dict:
+        settings = self.settings
+        result = {
+            'changed': change.changed,
+            'backend': settings.backend,
+            'state': settings.state,
+            'previous_state': change.previous_state,
+            'path': change.path,
+            'reloaded': False,
+            'drained': False,
+            'drain_seconds': 0.0,
+            'old_workers': [],
+        }
+        if self.module._diff:  # pylint: disable=protected-access
+            result['diff'] = {'before': change.previous_text or '', 'after': change.new_text or '',
+                              'before_header': change.path, 'after_header': change.path}
+        return result
+
+    def _change(self, files: dict) -> ServerChange:
+        settings = self.settings
+        try:
+            return plan_change(settings.servers_dir, files, settings.backend, settings.state, settings.server_options,
+                               allow_last_down=settings.allow_last_down)
+        except BackendError as exc:
+            raise ModuleError(str(exc)) from None
+
+    def run(self) -> dict:
+        """The result; raises ModuleError (with the result when something was tried) on failure."""
+        settings = self.settings
+        if not os.path.isdir(settings.servers_dir):
+            # In check mode it may be a directory the role has not created yet; absent has nothing to remove.
+            if not (self.module.check_mode or settings.state == 'absent'):
+                raise ModuleError('servers_dir %s does not exist; the nginx_upstream role creates it with '
+                                  'nginx_upstream_servers_include: true' % settings.servers_dir)
+            return self._result(self._change({}))
+        if self.module.check_mode:
+            return self._result(self._change(read_servers_dir(settings.servers_dir)))
+        lock = FileLock(os.path.join(settings.servers_dir, LOCK_NAME), timeout=settings.drain_timeout + LOCK_EXTRA_SECONDS,
+                        poll_interval=0.05, create_dirs=False)
+        try:
+            lock.acquire()
+        except LockError as exc:
+            raise ModuleError('another run is changing %s: %s' % (settings.servers_dir, exc)) from None
+        try:
+            # Read under the lock: the refusal of the last server up must see the other runs' changes.
+            change = self._change(read_servers_dir(settings.servers_dir))
+            result = self._result(change)
+            if change.changed:
+                self._apply_and_reload(change, result)
+            return result
+        finally:
+            lock.release()
+
+    def _apply_and_reload(self, change: ServerChange, result: dict) -> None:
+        """Write the file, test, reload, wait; puts the previous content back when nginx rejects the change."""
+        settings = self.settings
+        nginx = self.nginx() if settings.reload else None
+        if nginx is not None:
+            try:
+                master = read_master_pid(settings.pid_file)
+            except BackendError as exc:
+                raise ModuleError('%s. Nothing was changed.' % exc) from None
+        _write(change.path, change.new_text)
+        if nginx is None:
+            return
+        what = '%s %s in %s' % (settings.backend, settings.state, change.path)
+        failure = nginx.test()
+        if failure is None:
+            table = ProcTable()
+            old = table.children(master)
+            result['old_workers'] = sorted(old)
+            failure = nginx.reload()
+            if failure is None:
+                result['reloaded'] = True
+                self._wait(change, result, DrainWatch(table, settings.pid_file, master, old))
+                return
+            failure = 'systemctl reload %s failed with %s: %s' % (settings.service, what, failure)
+        else:
+            failure = 'nginx -t rejected the configuration with %s: %s' % (what, failure)
+        _write(change.path, change.previous_text)
+        result.update(changed=False, state=change.previous_state)
+        raise ModuleError('%s. The previous content of %s is back and nginx was not reloaded: nothing changed.' % (failure, change.path),
+                          result)
+
+    def _wait(self, change: ServerChange, result: dict, watch: DrainWatch) -> None:
+        settings = self.settings
+        outcome = watch.wait(settings.drain_timeout, old_must_exit=change.takes_out)
+        result['drain_seconds'] = round(outcome.seconds, 3)
+        if outcome.done:
+            result['drained'] = change.takes_out
+            return
+        if not outcome.new_workers:
+            msg = ('nginx was reloaded with %s %s, but no new worker process appeared within %g s, so the new configuration may '
+                   'not be in use; see nginx\'s error log' % (settings.backend, settings.state, settings.drain_timeout))
+        else:
+            msg = ('%s is marked %s and nginx was reloaded, but %d worker process(es) from before the reload (PIDs %s) were still '
+                   'running after %g s and can still send requests to it (long requests, or upgraded connections such as WebSockets: '
+                   'see nginx\'s worker_shutdown_timeout). It stays %s in %s; stopping it now may fail those requests'
+                   % (settings.backend, settings.state, len(outcome.remaining), ', '.join(str(p) for p in outcome.remaining),
+                      settings.drain_timeout, settings.state, change.path))
+        raise ModuleError(msg, result)

@@ -27,37 +27,29 @@ description:
     nothing to do.
   - The public proxy C(NAME.service) is never restarted; see the proxy mode guide for why.
   - Only the Python standard library is used on the target.
+extends_documentation_fragment:
+  - zerodown.deploy._attributes
+  - zerodown.deploy._attributes.ACTIONGROUP
 attributes:
   check_mode:
-    description: Can run in check_mode and return changed status prediction without modifying target.
     support: full
     details:
       - With O(state=started) the link and the units' states are read to predict the change; nothing is started or stopped.
       - With O(state=switched) nothing runs; the result says which slot would go live and reports C(changed=true).
   diff_mode:
-    description: Will return details on what has changed (or possibly needs changing in check_mode), when in diff mode.
     support: full
     details:
       - The diff shows the live port and the link's target before and after.
-  platform:
-    description: Target OS/families that can be operated against.
-    support: full
-    platforms: posix
   idempotent:
-    description: When run twice in a row outside check mode, with the same arguments, the second invocation indicates no change.
     support: partial
     details:
       - O(state=started) is idempotent. O(state=switched) switches on every run (that is its purpose).
-  action_group:
-    description: Use C(group/zerodown.deploy.zerodown) in C(module_defaults) to set defaults for this module.
-    support: full
-    membership:
-      - zerodown.deploy.zerodown
 options:
   service:
     description:
       - Base name of the app, for example V(shop), as C(socket_service_name) of the P(zerodown.deploy.socket_service#role) role.
-      - Must match C(^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$).
+        A V(.service) suffix is accepted and ignored.
+      - Must match C(^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$), the rule of the roles.
     type: str
     required: true
   state:
@@ -168,91 +160,16 @@ steps:
             started_s: 0.01, returned_s: 0.05, ready_s: 1.12}]
 """
 
-import re
-import time
-
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.zerodown.deploy.plugins.module_utils._bluegreen import (
-    BlueGreenError,
-    Switch,
-    Systemctl,
-    check_drain_timeout,
-    check_ports,
-    idle_port,
-    link_path,
-    live_port,
-)
-from ansible_collections.zerodown.deploy.plugins.module_utils._module import ModuleError, finish, header_value, request_path
-
-NAME_RE = re.compile(r'[A-Za-z0-9][A-Za-z0-9_.-]{0,63}')  # used with fullmatch()
-
-
-def check_params(params: dict) -> None:
-    if not NAME_RE.fullmatch(params['service'] or ''):
-        raise ModuleError('service must be a base name such as shop (letters, digits and _ . -, starting with a letter or digit, '
-                          'at most 64 characters), got %r' % params['service'])
-    try:
-        check_ports(params['ports'])
-        check_drain_timeout(params['drain_timeout'])
-    except ValueError as exc:
-        raise ModuleError(str(exc))
-    request_path('health_path', params['health_path'])
-    if not 0 < params['ready_timeout'] <= 3600:
-        raise ModuleError('ready_timeout must be > 0 and <= 3600 seconds, got %s' % params['ready_timeout'])
-    header_value('host_header', params['host_header'])
-
-
-def steps_result(steps: list, origin: float) -> list:
-    def rel(value):
-        return None if value is None else round(value - origin, 3)
-    return [{'units': step['units'], 'argv': step['argv'], 'rc': step['rc'], 'started_s': rel(step['started']),
-             'returned_s': rel(step['returned']), 'ready_s': rel(step['ready'])} for step in steps]
-
-
-def diff_of(before: int | None, after: int | None, switch: Switch) -> dict:
-    def side(port):
-        return {'live_port': port, 'link_target': switch.socket_path(port) if port is not None else None}
-    return {'before': side(before), 'after': side(after), 'before_header': switch.link, 'after_header': switch.link}
+from ansible_collections.zerodown.deploy.plugins.module_utils._bluegreen import run_blue_green
+from ansible_collections.zerodown.deploy.plugins.module_utils._module import finish
+from ansible_collections.zerodown.deploy.plugins.module_utils._systemd import Systemd
 
 
 def run_module(module: AnsibleModule):
-    params = module.params
-    check_params(params)
-    origin = time.monotonic()
-    systemctl = Systemctl(module.run_command, module.get_bin_path('systemctl', required=True), module.get_bin_path('journalctl'))
-    switch = Switch(params['service'], params['ports'], systemctl, health_path=params['health_path'], host_header=params['host_header'],
-                    ready_timeout=params['ready_timeout'], drain_timeout=params['drain_timeout'], warn=module.warn)
-    failure = None
-    if module.check_mode:
-        live = live_port(switch.link)
-        if params['state'] == 'switched':
-            changed, after = True, idle_port(live, switch.ports)
-        else:
-            try:
-                changed = switch.would_change()
-                live_ok = live in switch.ports and switch.slot_running(live)
-            except BlueGreenError as exc:
-                raise ModuleError(str(exc))
-            after = live if live_ok else idle_port(live, switch.ports)
-        result = dict(switch.result, live_before=live, live_after=after, switched=after != live, changed=changed)
-    else:
-        try:
-            if params['state'] == 'switched':
-                switch.switch()
-            else:
-                switch.ensure_started()
-        except BlueGreenError as exc:
-            failure = str(exc)
-        result = dict(switch.result)
-        result['changed'] = bool(result['changed'] or systemctl.steps)
-    result.pop('idle', None)
-    result['link'] = link_path(params['service'])
-    result['pids'] = switch.pids
-    result['steps'] = steps_result(systemctl.steps, origin)
-    if module._diff:
-        result['diff'] = diff_of(result['live_before'], result['live_after'], switch)
-    return result, failure
+    """The switch of module_utils/_bluegreen, with the module's systemctl and warnings."""
+    return run_blue_green(module.params, Systemd.for_module(module), check_mode=module.check_mode, diff=module._diff, warn=module.warn)
 
 
 def main() -> None:

@@ -19,27 +19,18 @@ description:
   - The pre-flight check and the post-switch health gate of the P(zerodown.deploy.app#role) role use it; the readiness wait of
     M(zerodown.deploy.zero_downtime_restart) means the same by healthy.
   - Only the Python standard library is used on the target.
+extends_documentation_fragment:
+  - zerodown.deploy._attributes
+  - zerodown.deploy._attributes.ACTIONGROUP
 attributes:
   check_mode:
-    description: Can run in check_mode and return changed status prediction without modifying target.
     support: full
     details:
       - The probes only read, so they run in check mode too.
   diff_mode:
-    description: Will return details on what has changed (or possibly needs changing in check_mode), when in diff mode.
     support: none
-  platform:
-    description: Target OS/families that can be operated against.
-    support: full
-    platforms: posix
   idempotent:
-    description: When run twice in a row outside check mode, with the same arguments, the second invocation indicates no change.
     support: full
-  action_group:
-    description: Use C(group/zerodown.deploy.zerodown) in C(module_defaults) to set defaults for this module.
-    support: full
-    membership:
-      - zerodown.deploy.zerodown
 options:
   target:
     description:
@@ -80,6 +71,8 @@ options:
     description:
       - systemd units that must stay up while the wait runs, for example V(hello-preflight.service). The wait fails at once when one
         of them is not loaded, has failed, or is inactive (it must have been started before).
+      - Each is a unit name ending in V(.service) or V(.socket), its base name as the roles allow it (letters, digits, C(_), C(.)
+        and C(-), starting with a letter or digit, at most 64 characters), optionally with an instance such as V(hello@2.service).
     type: list
     elements: str
     default: []
@@ -152,133 +145,17 @@ units:
   sample: {shop-preflight.service: {ActiveState: active, SubState: running, Result: success, MainPID: 4242}}
 """
 
-import re
-import time
-
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.zerodown.deploy.plugins.module_utils._health import (
-    SHOW_PROPERTIES,
-    NotHealthy,
-    parse_show,
-    unit_failure,
-    wait_healthy,
-)
-from ansible_collections.zerodown.deploy.plugins.module_utils._http import parse_endpoint, split_url_path
-from ansible_collections.zerodown.deploy.plugins.module_utils._module import ModuleError, finish, header_value, request_path
-
-UNIT_RE = re.compile(r'[A-Za-z0-9][A-Za-z0-9_.:@\\-]{0,250}\.(service|socket)')  # used with fullmatch()
-REPORTED_PROPERTIES = ('LoadState', 'ActiveState', 'SubState', 'Result', 'MainPID', 'ExecMainStatus')
-
-
-def _bounded(name: str, value, low, high, low_open: bool = False):
-    too_low = value <= low if low_open else value < low
-    if too_low or value > high:
-        raise ModuleError('%s must be %s %g and <= %g, got %g' % (name, '>' if low_open else '>=', low, high, value))
-    return value
-
-
-def _endpoint(value: str, warnings: list):
-    text, ignored = split_url_path(value)
-    if ignored:
-        warnings.append('the path %s in target is ignored; the probes go to path' % ignored)
-    try:
-        return parse_endpoint(text)
-    except ValueError as exc:
-        raise ModuleError('target: %s' % exc)
-
-
-class Settings:
-    """Validated options."""
-
-    def __init__(self, params: dict):
-        self.warnings = []
-        self.target = _endpoint(params['target'], self.warnings)
-        self.path = request_path('path', params['path'])
-        self.host_header = header_value('host_header', params['host_header'])
-        self.successes = _bounded('successes', params['successes'], 1, 100)
-        self.timeout = _bounded('timeout', params['timeout'], 0, 3600, low_open=True)
-        self.probe_timeout = _bounded('probe_timeout', params['probe_timeout'], 0, 300, low_open=True)
-        self.interval = _bounded('interval', params['interval'], 0, 60)
-        self.journal_lines = _bounded('journal_lines', params['journal_lines'], 0, 200)
-        for unit in params['units']:
-            if not UNIT_RE.fullmatch(unit):
-                raise ModuleError('units: %r is not a unit name ending in .service or .socket' % unit)
-        self.units = list(params['units'])
-
-
-class UnitWatch:
-    """Reads the watched units between probes; any failure ends the wait."""
-
-    def __init__(self, module: AnsibleModule, units: list):
-        self.module = module
-        self.units = units
-        self.systemctl = module.get_bin_path('systemctl', required=True) if units else None
-        self.states = {}
-
-    def read(self, unit: str) -> dict:
-        rc, out, err = self.module.run_command([self.systemctl, 'show', '--property=' + ','.join(SHOW_PROPERTIES), unit],
-                                               environ_update={'LC_ALL': 'C'})
-        if rc != 0:
-            return {'LoadState': 'error', 'error': (err or out).strip()[-500:]}
-        return parse_show(out)
-
-    def __call__(self):
-        """The first failure as a reason, or None."""
-        for unit in self.units:
-            state = self.read(unit)
-            self.states[unit] = state
-            reason = unit_failure(state)
-            if reason is None and state.get('ActiveState') in ('inactive', 'deactivating'):
-                reason = 'stopped (ActiveState=%s, Result=%s)' % (state['ActiveState'], state.get('Result', '?'))
-            if reason is not None:
-                return 'stopped early because %s %s' % (unit, reason)
-        return None
-
-    def refresh(self) -> None:
-        for unit in self.units:
-            self.states[unit] = self.read(unit)
-
-    def report(self) -> dict:
-        return dict((unit, dict((key, state.get(key)) for key in REPORTED_PROPERTIES)) for unit, state in self.states.items())
-
-    def journal(self, lines: int) -> str:
-        journalctl = self.module.get_bin_path('journalctl')
-        if not self.units or not lines or journalctl is None:
-            return ''
-        argv = [journalctl, '--no-pager', '--output=cat', '--lines=%d' % lines]
-        for unit in self.units:
-            argv.append('--unit=' + unit)
-        rc, out, dummy = self.module.run_command(argv, environ_update={'LC_ALL': 'C'})
-        if rc != 0:
-            return ''
-        return ' | '.join(line.strip() for line in out.strip().splitlines() if line.strip())
+from ansible_collections.zerodown.deploy.plugins.module_utils._health import HealthCheckSettings, run_health_check
+from ansible_collections.zerodown.deploy.plugins.module_utils._module import finish
+from ansible_collections.zerodown.deploy.plugins.module_utils._systemd import Systemd
 
 
 def run_module(module: AnsibleModule):
-    settings = Settings(module.params)
-    for warning in settings.warnings:
-        module.warn(warning)
-    watch = UnitWatch(module, settings.units)
-    deadline = time.monotonic() + settings.timeout
-    failure = None
-    try:
-        outcome = wait_healthy(settings.target, settings.path, deadline, successes=settings.successes, host_header=settings.host_header,
-                               probe_timeout=settings.probe_timeout, interval=settings.interval, abort=watch if settings.units else None,
-                               what='timeout', limit=settings.timeout)
-    except NotHealthy as exc:
-        outcome = exc.outcome
-        failure = str(exc)
-    watch.refresh()
-    result = outcome.to_dict()
-    result['target'] = str(settings.target)
-    result['units'] = watch.report()
-    result['changed'] = False
-    if failure is not None:
-        journal = watch.journal(settings.journal_lines)
-        if journal:
-            failure += '; last journal lines: ' + journal
-    return result, failure
+    """The wait of module_utils/_health; systemctl is needed only to watch units."""
+    settings = HealthCheckSettings(module.params)
+    return run_health_check(settings, Systemd.for_module(module, required=bool(settings.units)), warn=module.warn)
 
 
 def main() -> None:

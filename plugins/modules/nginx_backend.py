@@ -23,30 +23,21 @@ description:
   - Each file is written atomically (a temporary name that the C(*.conf) include does not match, then a rename). Runs on the
     same directory are serialised with a lock file (C(.nginx_backend.lock)) in it.
   - Only the Python standard library is used on the target.
+extends_documentation_fragment:
+  - zerodown.deploy._attributes
+  - zerodown.deploy._attributes.ACTIONGROUP
 attributes:
   check_mode:
-    description: Can run in check_mode and return changed status prediction without modifying target.
     support: full
     details:
       - Reads the directory, applies every check (including the refusal of the last server up) and returns what would change,
         without writing, testing or reloading anything.
   diff_mode:
-    description: Will return details on what has changed (or possibly needs changing in check_mode), when in diff mode.
     support: full
-  platform:
-    description: Target OS/families that can be operated against.
-    support: full
-    platforms: posix
   idempotent:
-    description: When run twice in a row outside check mode, with the same arguments, the second invocation indicates no change.
     support: full
     details:
       - An unchanged file is neither tested nor reloaded.
-  action_group:
-    description: Use C(group/zerodown.deploy.zerodown) in C(module_defaults) to set defaults for this module.
-    support: full
-    membership:
-      - zerodown.deploy.zerodown
 options:
   servers_dir:
     description:
@@ -211,27 +202,10 @@ diff:
   sample: {before: "server app1.internal:8000 max_fails=3 fail_timeout=10s;\n", after: "server app1.internal:8000 max_fails=3 fail_timeout=10s down;\n"}
 """
 
-import os
-
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.zerodown.deploy.plugins.module_utils._fs import atomic_write
-from ansible_collections.zerodown.deploy.plugins.module_utils._lock import FileLock, LockError
-from ansible_collections.zerodown.deploy.plugins.module_utils._nginx_backend import (
-    BackendError,
-    DrainWatch,
-    ProcTable,
-    check_backend,
-    check_server_options,
-    plan_change,
-    read_master_pid,
-    read_servers_dir,
-)
-
-LOCK_NAME = '.nginx_backend.lock'
-# Another run on the same directory may hold the lock through its whole drain.
-LOCK_EXTRA_SECONDS = 60
-MAX_DRAIN_TIMEOUT = 86400
+from ansible_collections.zerodown.deploy.plugins.module_utils._module import finish
+from ansible_collections.zerodown.deploy.plugins.module_utils._nginx_backend import BackendRun
 
 
 class BackendModule(AnsibleModule):
@@ -245,173 +219,9 @@ class BackendModule(AnsibleModule):
         return kwargs
 
 
-class ModuleError(Exception):
-    """The run failed; ``result`` is returned with the message."""
-
-    def __init__(self, msg: str, result=None):
-        super().__init__(msg)
-        self.result = result or {}
-
-
-class Settings:
-    """Validated options."""
-
-    def __init__(self, params: dict):
-        try:
-            self.backend = check_backend(params['backend'])
-            options = params['server_options']
-            self.server_options = None if options is None else check_server_options(options)
-        except BackendError as exc:
-            raise ModuleError(str(exc)) from None
-        self.servers_dir = params['servers_dir'].rstrip('/') or '/'
-        if not os.path.isabs(self.servers_dir):
-            raise ModuleError('servers_dir must be an absolute path, got %r' % params['servers_dir'])
-        self.state = params['state']
-        self.allow_last_down = params['allow_last_down']
-        self.reload = params['reload']
-        self.drain_timeout = params['drain_timeout']
-        if not 0 < self.drain_timeout <= MAX_DRAIN_TIMEOUT:
-            raise ModuleError('drain_timeout must be > 0 and <= %d seconds, got %g' % (MAX_DRAIN_TIMEOUT, self.drain_timeout))
-        self.nginx_binary = params['nginx_binary']
-        self.service = params['service']
-        self.pid_file = params['pid_file']
-
-
-class Nginx:
-    """nginx -t and systemctl reload, through the module's run_command."""
-
-    def __init__(self, module: AnsibleModule, settings: Settings):
-        self.module = module
-        self.settings = settings
-        self.binary = settings.nginx_binary or module.get_bin_path('nginx', required=True, opt_dirs=['/usr/sbin', '/usr/local/sbin'])
-        self.systemctl = module.get_bin_path('systemctl', required=True)
-
-    def test(self) -> str:
-        """None when the configuration passes nginx -t, else nginx's message."""
-        rc, out, err = self.module.run_command([self.binary, '-t'], environ_update={'LC_ALL': 'C'})
-        return None if rc == 0 else ((err or '') + (out or '')).strip() or 'nginx -t exited %d' % rc
-
-    def reload(self) -> str:
-        """None when systemctl reloaded nginx, else its message."""
-        rc, out, err = self.module.run_command([self.systemctl, 'reload', self.settings.service], environ_update={'LC_ALL': 'C'})
-        return None if rc == 0 else ((err or '') + (out or '')).strip() or 'systemctl reload exited %d' % rc
-
-
-def _write(path: str, text):
-    """Put ``text`` in ``path`` atomically, or remove it when ``text`` is None."""
-    if text is None:
-        try:
-            os.unlink(path)
-        except FileNotFoundError:
-            pass
-    else:
-        atomic_write(path, text, mode=0o644)
-
-
-def _result(settings: Settings, plan) -> dict:
-    return {
-        'changed': plan.changed,
-        'backend': settings.backend,
-        'state': settings.state,
-        'previous_state': plan.previous_state,
-        'path': plan.path,
-        'reloaded': False,
-        'drained': False,
-        'drain_seconds': 0.0,
-        'old_workers': [],
-    }
-
-
-def _plan(settings: Settings, files: dict):
-    try:
-        return plan_change(settings.servers_dir, files, settings.backend, settings.state, settings.server_options,
-                           allow_last_down=settings.allow_last_down)
-    except BackendError as exc:
-        raise ModuleError(str(exc)) from None
-
-
-def _apply_and_reload(module: AnsibleModule, settings: Settings, plan, result: dict) -> None:
-    """Write the file, test, reload, wait; puts the previous content back when nginx rejects the change."""
-    nginx = Nginx(module, settings) if settings.reload else None
-    if nginx is not None:
-        try:
-            master = read_master_pid(settings.pid_file)
-        except BackendError as exc:
-            raise ModuleError('%s. Nothing was changed.' % exc) from None
-    _write(plan.path, plan.new_text)
-    if nginx is None:
-        return
-    what = '%s %s in %s' % (settings.backend, settings.state, plan.path)
-    failure = nginx.test()
-    if failure is None:
-        table = ProcTable()
-        old = table.children(master)
-        result['old_workers'] = sorted(old)
-        failure = nginx.reload()
-        if failure is None:
-            result['reloaded'] = True
-            _wait(settings, plan, result, DrainWatch(table, settings.pid_file, master, old))
-            return
-        failure = 'systemctl reload %s failed with %s: %s' % (settings.service, what, failure)
-    else:
-        failure = 'nginx -t rejected the configuration with %s: %s' % (what, failure)
-    _write(plan.path, plan.previous_text)
-    result.update(changed=False, state=plan.previous_state)
-    raise ModuleError('%s. The previous content of %s is back and nginx was not reloaded: nothing changed.' % (failure, plan.path), result)
-
-
-def _wait(settings: Settings, plan, result: dict, watch: DrainWatch) -> None:
-    outcome = watch.wait(settings.drain_timeout, old_must_exit=plan.takes_out)
-    result['drain_seconds'] = round(outcome.seconds, 3)
-    if outcome.done:
-        result['drained'] = plan.takes_out
-        return
-    if not outcome.new_workers:
-        msg = ('nginx was reloaded with %s %s, but no new worker process appeared within %g s, so the new configuration may '
-               'not be in use; see nginx\'s error log' % (settings.backend, settings.state, settings.drain_timeout))
-    else:
-        msg = ('%s is marked %s and nginx was reloaded, but %d worker process(es) from before the reload (PIDs %s) were still '
-               'running after %g s and can still send requests to it (long requests, or upgraded connections such as WebSockets: '
-               'see nginx\'s worker_shutdown_timeout). It stays %s in %s; stopping it now may fail those requests'
-               % (settings.backend, settings.state, len(outcome.remaining), ', '.join(str(p) for p in outcome.remaining),
-                  settings.drain_timeout, settings.state, plan.path))
-    raise ModuleError(msg, result)
-
-
-def run_module(module: AnsibleModule) -> dict:
-    settings = Settings(module.params)
-    if not os.path.isdir(settings.servers_dir):
-        # In check mode it may be a directory the role has not created yet; absent has nothing to remove.
-        if not (module.check_mode or settings.state == 'absent'):
-            raise ModuleError('servers_dir %s does not exist; the nginx_upstream role creates it with '
-                              'nginx_upstream_servers_include: true' % settings.servers_dir)
-        plan = _plan(settings, {})
-        return _with_diff(module, plan, _result(settings, plan))
-    if module.check_mode:
-        plan = _plan(settings, read_servers_dir(settings.servers_dir))
-        return _with_diff(module, plan, _result(settings, plan))
-    lock = FileLock(os.path.join(settings.servers_dir, LOCK_NAME), timeout=settings.drain_timeout + LOCK_EXTRA_SECONDS,
-                    poll_interval=0.05, create_dirs=False)
-    try:
-        lock.acquire()
-    except LockError as exc:
-        raise ModuleError('another run is changing %s: %s' % (settings.servers_dir, exc)) from None
-    try:
-        # Read under the lock: the refusal of the last server up must see the other runs' changes.
-        plan = _plan(settings, read_servers_dir(settings.servers_dir))
-        result = _with_diff(module, plan, _result(settings, plan))
-        if plan.changed:
-            _apply_and_reload(module, settings, plan, result)
-        return result
-    finally:
-        lock.release()
-
-
-def _with_diff(module: AnsibleModule, plan, result: dict) -> dict:
-    if module._diff:  # pylint: disable=protected-access
-        result['diff'] = {'before': plan.previous_text or '', 'after': plan.new_text or '',
-                          'before_header': plan.path, 'after_header': plan.path}
-    return result
+def run_module(module: AnsibleModule):
+    """The change of module_utils/_nginx_backend; it fails with its result when nginx refused or did not drain."""
+    return BackendRun(module).run(), None
 
 
 def main() -> None:
@@ -430,11 +240,7 @@ def main() -> None:
         ),
         supports_check_mode=True,
     )
-    try:
-        result = run_module(module)
-    except ModuleError as exc:
-        module.fail_json(msg=str(exc), **exc.result)
-    module.exit_json(**result)
+    finish(module, run_module)
 
 
 if __name__ == '__main__':

@@ -12,8 +12,8 @@ version_added: 0.1.0
 author: zerodown.deploy developers (@zerodown)
 description:
   - Runs on the target. Drives a bounded HTTP load (GET and POST mixed) at the service, restarts it, and reports what the clients
-    saw, phase by phase - C(baseline) (steady state before the action), C(during) (the action, including the waits for readiness)
-    and C(tail) (after readiness).
+    saw, phase by phase - C(before) (steady state before the action), C(during) (the action, including the waits for readiness)
+    and C(after) (after readiness), the phase names of the load generator.
   - The action is a plain C(systemctl restart), a rolling restart of the instances C(NAME@1..N.service) one at a time (each waiting
     for readiness before the next, so some instance is always accepting on the shared socket), a C(systemctl reload), a given
     command, or the blue/green switch of proxy mode (O(mode=blue_green), the same switch as M(zerodown.deploy.blue_green)).
@@ -24,37 +24,29 @@ description:
     unit does not exist or does not become ready. Failures return the same measurements as a success.
   - The load is always bounded by O(max_duration) and O(max_requests), whichever comes first.
   - Only the Python standard library is used on the target.
+extends_documentation_fragment:
+  - zerodown.deploy._attributes
+  - zerodown.deploy._attributes.ACTIONGROUP
 attributes:
   check_mode:
-    description: Can run in check_mode and return changed status prediction without modifying target.
     support: full
     details:
       - In check mode nothing runs, not even C(systemctl show) or a single request. The result describes what would run and reports
         C(changed=true).
   diff_mode:
-    description: Will return details on what has changed (or possibly needs changing in check_mode), when in diff mode.
     support: none
-  platform:
-    description: Target OS/families that can be operated against.
-    support: full
-    platforms: posix
   idempotent:
-    description: When run twice in a row outside check mode, with the same arguments, the second invocation indicates no change.
     support: none
     details:
       - Every run restarts the service (that is its purpose) and reports C(changed=true).
-  action_group:
-    description: Use C(group/zerodown.deploy.zerodown) in C(module_defaults) to set defaults for this module.
-    support: full
-    membership:
-      - zerodown.deploy.zerodown
 options:
   service:
     description:
       - Base name of the service, for example V(hello). A V(.service) suffix is accepted and ignored.
       - With O(instances=1) the unit is C(NAME.service); with O(instances) of 2 or more the units are C(NAME@1.service) to
         C(NAME@N.service), as the P(zerodown.deploy.socket_service#role) role installs them.
-      - Must match C(^[A-Za-z0-9][A-Za-z0-9_.:\\-]{0,199}$). Instance names (with C(@)) and sockets (C(.socket)) are refused.
+      - Must match C(^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$), the rule of the roles. Instance names (with C(@)) and sockets
+        (C(.socket)) are refused.
     type: str
     required: true
   instances:
@@ -158,20 +150,22 @@ options:
       - Timeout of each request in seconds (connect, and each socket operation after it), more than 0 and at most 300.
     type: float
     default: 10
-  baseline_seconds:
+  before_seconds:
     description:
-      - Seconds of load before the action, 0 to 3600. The C(baseline) phase and the base of O(max_latency_ratio).
+      - Seconds of load before the action, 0 to 3600. The C(before) phase and the base of O(max_latency_ratio).
     type: float
     default: 2
-  tail_seconds:
+    aliases: [baseline_seconds]
+  after_seconds:
     description:
-      - Seconds of load after the action and readiness, 0 to 3600.
+      - Seconds of load after the action and readiness, 0 to 3600. The C(after) phase.
     type: float
     default: 2
+    aliases: [tail_seconds]
   max_duration:
     description:
       - Hard bound on the length of the whole load in seconds, more than 0 and at most 3600. No request starts later. It must
-        exceed O(baseline_seconds) + O(tail_seconds); if the action is still running when it is reached, the load stops early,
+        exceed O(before_seconds) + O(after_seconds); if the action is still running when it is reached, the load stops early,
         RV(load_covered_action) is V(false) and a warning says so.
     type: float
     default: 120
@@ -192,15 +186,16 @@ options:
     default: 0
   max_latency_ratio:
     description:
-      - Optional bound on the p99 latency during the action divided by the p99 latency of the baseline. The task fails when the
-        ratio exceeds it. Requires O(baseline_seconds) > 0.
-      - The baseline p99 of a fast service is often below a millisecond, so choose a bound with room for ordinary jitter.
+      - Optional bound on the p99 latency during the action divided by the p99 latency before it (the baseline). The task fails
+        when the ratio exceeds it. Requires O(before_seconds) > 0.
+      - The p99 before the action of a fast service is often below a millisecond, so choose a bound with room for ordinary
+        jitter.
     type: float
   timeline_path:
     description:
       - When set, a JSON list with one entry per request is written to this file on the target (atomically), for plotting. Each
         entry is C({t_ms, latency_ms, ok, kind, status, method, phase, marker}), where C(t_ms) is the request's start after the
-        start of the load and C(phase) one of V(baseline), V(during), V(tail).
+        start of the load and C(phase) one of V(before), V(during), V(after).
       - Its directory must exist. It is written also when the task fails.
     type: path
   marker_header:
@@ -213,7 +208,7 @@ notes:
   - Requests are classified as C(connect_refused), C(connect_timeout), C(reset), C(timeout), C(eof), C(http_5xx), C(http_other),
     C(protocol) or C(other); 2xx and 3xx responses are successes. Failed requests are never retried.
   - Latency percentiles are nearest-rank over successful requests only. A request belongs to C(during) when its lifetime overlaps
-    the action, to C(baseline) when it completed before it, to C(tail) when it started after it.
+    the action, to C(before) when it completed before it, to C(after) when it started after it.
   - With instances sharing one socket, the health probe may be answered by any instance; the main PID check is what tells that a
     restarted instance is up.
 seealso:
@@ -313,10 +308,10 @@ bounds:
     max_requests:
       description: Requests.
       type: int
-    baseline_seconds:
+    before_seconds:
       description: Seconds.
       type: float
-    tail_seconds:
+    after_seconds:
       description: Seconds.
       type: float
     ready_timeout:
@@ -328,7 +323,7 @@ bounds:
     rate:
       description: Requests per second, or V(null) for no cap.
       type: float
-  sample: {max_duration: 120.0, max_requests: 50000, baseline_seconds: 2.0, tail_seconds: 2.0, ready_timeout: 60.0, workers: 4,
+  sample: {max_duration: 120.0, max_requests: 50000, before_seconds: 2.0, after_seconds: 2.0, ready_timeout: 60.0, workers: 4,
            rate: null}
 report:
   description: A short human-readable summary.
@@ -388,18 +383,18 @@ phases:
   returned: when the load ran
   type: dict
   contains:
-    baseline:
+    before:
       description: Before the action. Keys C(requests), C(ok), C(failed), C(failures_by_kind), C(latency_ms) (as RV(latency_ms)),
         C(duration_s) and C(requests_per_s) (V(null) for an empty phase).
       type: dict
     during:
       description: Requests overlapping the action and its readiness waits; same keys.
       type: dict
-    tail:
+    after:
       description: After readiness; same keys.
       type: dict
   sample:
-    baseline: {requests: 2100, ok: 2100, failed: 0, failures_by_kind: {}, latency_ms: {count: 2100, p50: 0.9, p90: 1.5, p99: 3.1, max: 7.2},
+    before: {requests: 2100, ok: 2100, failed: 0, failures_by_kind: {}, latency_ms: {count: 2100, p50: 0.9, p90: 1.5, p99: 3.1, max: 7.2},
                duration_s: 2.0, requests_per_s: 1050.0}
 gap_ms:
   description: The longest interval between two consecutive successful responses, in milliseconds; V(null) with fewer than two.
@@ -417,7 +412,7 @@ elapsed_s:
   type: float
   sample: 5.27
 stopped_by:
-  description: What ended the load, V(stop) (the module stopped it after the tail), V(duration) or V(max_requests).
+  description: What ended the load, V(stop) (the module stopped it after the C(after) phase), V(duration) or V(max_requests).
   returned: when the load ran
   type: str
   sample: stop
@@ -489,7 +484,7 @@ action_duration_s:
   type: float
   sample: 2.61
 latency_ratio:
-  description: During p99 divided by baseline p99, or V(null) when either is missing.
+  description: The p99 of the C(during) phase divided by the p99 of the C(before) phase, or V(null) when either is missing.
   returned: when the load ran
   type: float
   sample: 1.3
@@ -522,571 +517,18 @@ timeline_path:
   sample: /var/lib/zerodown/shop-restart.json
 """
 
-import json
-import os
-import re
-import time
-import typing as t
-
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.zerodown.deploy.plugins.module_utils._bluegreen import (
-    DEFAULT_DRAIN_TIMEOUT,
-    DEFAULT_PORTS,
-    BlueGreenError,
-    SlotUnits,
-    Switch,
-    Systemctl as SlotSystemctl,
-    check_drain_timeout,
-    check_ports,
-    idle_port,
-    link_path,
-    live_port,
-)
-from ansible_collections.zerodown.deploy.plugins.module_utils._fs import atomic_write
-from ansible_collections.zerodown.deploy.plugins.module_utils._health import SHOW_PROPERTIES, NotHealthy, describe_state, parse_show, wait_healthy
-from ansible_collections.zerodown.deploy.plugins.module_utils._http import parse_endpoint, split_url_path
-from ansible_collections.zerodown.deploy.plugins.module_utils._load import (
-    BEGIN_MARK,
-    END_MARK,
-    LoadRun,
-    phase_timing,
-    timeline,
-)
-from ansible_collections.zerodown.deploy.plugins.module_utils._module import ModuleError, finish, header_value, request_path
-
-MODES = ('auto', 'restart', 'rolling', 'reload', 'command', 'blue_green')
-# Options that only mean something with mode=blue_green.
-BLUE_GREEN_OPTIONS = ('ports', 'drain_timeout')
-SERVICE_RE = re.compile(r'[A-Za-z0-9][A-Za-z0-9_.:\\-]{0,199}')  # used with fullmatch()
-# Module phase names for the load generator's before / during / after.
-PHASE_NAMES = (('baseline', 'before'), ('during', 'during'), ('tail', 'after'))
-READY_SUCCESSES = 3
-POLL_INTERVAL = 0.05
-PROBE_TIMEOUT = 5.0
-OUTPUT_TAIL = 2000
-
-MAX_INSTANCES = 256
-MAX_SECONDS = 3600.0
-MAX_TIMEOUT = 300.0
-MAX_WORKERS = 64
-MAX_REQUESTS = 1000000
-MAX_RATE = 1000000.0
-
-
-class ActionError(Exception):
-    """The action (restart, readiness) failed; the load measurements are still reported."""
-
-
-# -- arguments ------------------------------------------------------------------------------
-
-
-def _within(name: str, value, low, high, unit: str = '', low_open: bool = False):
-    """Check ``low <= value <= high`` (``low < value`` with low_open); None means no upper bound."""
-    too_low = value <= low if low_open else value < low
-    if too_low or (high is not None and value > high):
-        lower = ('> %s' if low_open else '>= %s') % _num(low)
-        upper = ' and <= %s' % _num(high) if high is not None else ''
-        raise ModuleError('%s must be %s%s%s, got %s' % (name, lower, upper, unit, _num(value)))
-    return value
-
-
-def _num(value) -> str:
-    return ('%g' % value) if isinstance(value, float) else str(value)
-
-
-def _endpoint(name: str, value: str, warnings: list):
-    """Parse an endpoint option; an http:// URL may carry a path, which is ignored."""
-    text, ignored = split_url_path(value)
-    if ignored:
-        warnings.append('the path %s in %s is ignored; requests go to the path options' % (ignored, name))
-    try:
-        return parse_endpoint(text)
-    except ValueError as exc:
-        raise ModuleError('%s: %s' % (name, exc))
-
-
-def service_name(value: str) -> str:
-    """The base unit name: validated, without a ``.service`` suffix."""
-    name = value[:-len('.service')] if value.endswith('.service') else value
-    if '@' in name:
-        raise ModuleError('service must be the base name (like hello), not an instance or template (%r); choose instances with the '
-                          'instances option' % value)
-    if name.endswith('.socket'):
-        raise ModuleError('service must name the service, not its socket (%r): restarting the socket would drop connections' % value)
-    if not SERVICE_RE.fullmatch(name):
-        raise ModuleError('service must be a unit base name such as hello (letters, digits and _ . : - \\, starting with a letter or '
-                          'digit, at most 200 characters, optionally ending in .service), got %r' % value)
-    return name
-
-
-def unit_names(name: str, instances: int) -> list:
-    if instances == 1:
-        return ['%s.service' % name]
-    return ['%s@%d.service' % (name, index) for index in range(1, instances + 1)]
-
-
-class Plan:
-    """Validated settings of one run."""
-
-    def __init__(self, params: dict):
-        self.warnings = []
-        self.service = service_name(params['service'])
-        self.instances = _within('instances', params['instances'], 1, MAX_INSTANCES)
-        self.units = unit_names(self.service, self.instances)
-        mode = params['mode']
-        if mode == 'auto':
-            mode = 'rolling' if self.instances >= 2 else 'restart'
-        self.mode = mode
-        self._blue_green(params)
-        self.command = params['command']
-        if mode == 'command':
-            if not self.command or not self.command[0]:
-                raise ModuleError('mode=command requires command, a non-empty list of arguments')
-        elif self.command:
-            raise ModuleError('command is only used with mode=command (mode is %s)' % params['mode'])
-        else:
-            self.command = None
-
-        self.target = _endpoint('target', params['target'] or 'unix:/run/%s.sock' % self.service, self.warnings)
-        if params['health_target'] and mode == 'blue_green':
-            raise ModuleError('health_target is not used with mode=blue_green: the new slot is probed on its own port, '
-                              'http://127.0.0.1:PORT, before it goes live')
-        self.health_target = _endpoint('health_target', params['health_target'], self.warnings) if params['health_target'] else self.target
-        self.path = request_path('path', params['path'])
-        self.health_path = request_path('health_path', params['health_path'])
-        self.host_header = header_value('host_header', params['host_header'])
-        self.marker_header = params['marker_header'] or None
-        if self.marker_header is not None and not re.fullmatch(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+", self.marker_header):
-            raise ModuleError('marker_header must be an HTTP header name, got %r' % self.marker_header)
-
-        self.workers = _within('workers', params['workers'], 1, MAX_WORKERS)
-        self.rate = params['rate']
-        if self.rate is not None:
-            _within('rate', self.rate, 0, MAX_RATE, ' requests/s', low_open=True)
-        self.post_ratio = _within('post_ratio', params['post_ratio'], 0.0, 1.0)
-        self.post_body = params['post_body']
-        self.keep_alive = params['keep_alive']
-        self.timeout = _within('timeout', params['timeout'], 0, MAX_TIMEOUT, ' seconds', low_open=True)
-        self.baseline_seconds = _within('baseline_seconds', params['baseline_seconds'], 0, MAX_SECONDS, ' seconds')
-        self.tail_seconds = _within('tail_seconds', params['tail_seconds'], 0, MAX_SECONDS, ' seconds')
-        self.max_duration = _within('max_duration', params['max_duration'], 0, MAX_SECONDS, ' seconds', low_open=True)
-        self.max_requests = _within('max_requests', params['max_requests'], 1, MAX_REQUESTS)
-        self.ready_timeout = _within('ready_timeout', params['ready_timeout'], 0, MAX_SECONDS, ' seconds', low_open=True)
-        self.max_failed = _within('max_failed', params['max_failed'], 0, None)
-        if self.baseline_seconds + self.tail_seconds >= self.max_duration:
-            raise ModuleError('max_duration (%s s) must exceed baseline_seconds + tail_seconds (%s s), or the load would end before the '
-                              'action' % (_num(self.max_duration), _num(self.baseline_seconds + self.tail_seconds)))
-        self.max_latency_ratio = params['max_latency_ratio']
-        if self.max_latency_ratio is not None:
-            _within('max_latency_ratio', self.max_latency_ratio, 0, None, low_open=True)
-            if self.baseline_seconds <= 0:
-                raise ModuleError('max_latency_ratio needs a baseline: baseline_seconds must be > 0')
-        self.timeline_path = params['timeline_path']
-        if self.timeline_path is not None:
-            directory = os.path.dirname(self.timeline_path) or '.'
-            if not os.path.isdir(directory):
-                raise ModuleError('timeline_path: directory %s does not exist' % directory)
-            if os.path.isdir(self.timeline_path):
-                raise ModuleError('timeline_path: %s is a directory' % self.timeline_path)
-
-    def _blue_green(self, params: dict) -> None:
-        """Settings of mode=blue_green; its options are refused in the other modes, like command.
-
-        The live slot is read from the link (a read, also in check mode), so
-        that units and the report line name the slots that will act.
-        """
-        self.ports = self.drain_timeout = self.live = self.idle = None
-        if self.mode != 'blue_green':
-            given = [name for name in BLUE_GREEN_OPTIONS if params.get(name) is not None]
-            if given:
-                raise ModuleError('%s %s only used with mode=blue_green (mode is %s)'
-                                  % (' and '.join(given), 'is' if len(given) == 1 else 'are', params['mode']))
-            return
-        if self.instances != 1:
-            raise ModuleError('mode=blue_green runs one app per slot: instances must be 1, got %d' % self.instances)
-        try:
-            self.ports = check_ports(params['ports'] if params.get('ports') is not None else DEFAULT_PORTS)
-            self.drain_timeout = check_drain_timeout(params['drain_timeout'] if params.get('drain_timeout') is not None
-                                                     else DEFAULT_DRAIN_TIMEOUT)
-        except ValueError as exc:
-            raise ModuleError(str(exc))
-        self.live = live_port(link_path(self.service))
-        self.idle = idle_port(self.live, self.ports)
-        self.units = [SlotUnits(self.service, self.idle).app] + ([SlotUnits(self.service, self.live).app] if self.live is not None else [])
-
-    def describe(self) -> str:
-        """What the action is, for the report line."""
-        if self.mode == 'blue_green':
-            return 'blue/green switch from slot %s to slot %d' % (self.live if self.live is not None else '(none)', self.idle)
-        count = '%d instance%s' % (len(self.units), '' if len(self.units) == 1 else 's')
-        if self.mode == 'rolling':
-            return 'rolling restart of %s' % count
-        if self.mode == 'restart':
-            return 'restart of %s' % (count if len(self.units) == 1 else count + ' at once')
-        if self.mode == 'reload':
-            return 'reload of %s' % count
-        return 'command %s' % ' '.join(self.command)
-
-    def bounds(self) -> dict:
-        return {
-            'max_duration': float(self.max_duration),
-            'max_requests': self.max_requests,
-            'baseline_seconds': float(self.baseline_seconds),
-            'tail_seconds': float(self.tail_seconds),
-            'ready_timeout': float(self.ready_timeout),
-            'workers': self.workers,
-            'rate': self.rate,
-        }
-
-    def base_result(self) -> dict:
-        health_target = str(self.health_target) if self.mode != 'blue_green' else '127.0.0.1:%d' % self.idle
-        return {
-            'mode': self.mode,
-            'units': list(self.units),
-            'target': str(self.target),
-            'health_target': health_target,
-            'command': self.command,
-            'bounds': self.bounds(),
-            'timeline_path': None,
-        }
-
-    def load(self) -> LoadRun:
-        return LoadRun(self.target, duration=self.max_duration, max_requests=self.max_requests, workers=self.workers,
-                       post_ratio=self.post_ratio, paths=(self.path,), post_body=self.post_body, rate=self.rate, timeout=self.timeout,
-                       keep_alive=self.keep_alive, host_header=self.host_header, marker_header=self.marker_header)
-
-
-# -- systemd --------------------------------------------------------------------------------
-
-
-def _tail(text: str) -> str:
-    text = (text or '').strip()
-    return text[-OUTPUT_TAIL:]
-
-
-class Systemd:
-    """The few systemctl calls the module makes, through module.run_command."""
-
-    def __init__(self, module: AnsibleModule, required: bool = True):
-        self.module = module
-        self.path = module.get_bin_path('systemctl', required=required)
-
-    def show(self, unit: str) -> dict:
-        argv = [self.path, 'show', '--property=' + ','.join(SHOW_PROPERTIES), unit]
-        rc, out, err = self.module.run_command(argv, environ_update={'LC_ALL': 'C'})
-        if rc != 0:
-            raise ActionError('%s failed (rc %d): %s' % (' '.join(argv), rc, _tail(err) or _tail(out)))
-        return parse_show(out)
-
-    def argv(self, verb: str, units) -> list:
-        return [self.path, '--no-ask-password', verb] + list(units)
-
-
-# -- the action -----------------------------------------------------------------------------
-
-
-class Action:
-    """Runs the restart / reload / command and the readiness waits, recording PIDs and steps."""
-
-    def __init__(self, module: AnsibleModule, plan: Plan, systemd: t.Optional[Systemd], origin: float):
-        self.module = module
-        self.plan = plan
-        self.systemd = systemd
-        self.origin = origin
-        self.ran = False
-        self.steps = []
-        self.pids = dict((unit, {'old': None, 'new': None}) for unit in plan.units)
-        self.started_at = None
-        self.finished_at = None
-        self.blue_green = None
-
-    def _ms(self, at: float) -> float:
-        return round((at - self.origin) * 1000.0, 3)
-
-    def _show(self, unit: str) -> t.Optional[dict]:
-        """Unit state; None in command mode when systemctl is missing or the unit is not loaded."""
-        if self.systemd is None or self.systemd.path is None:
-            return None
-        state = self.systemd.show(unit)
-        if self.plan.mode == 'command' and state.get('LoadState') != 'loaded':
-            return None
-        return state
-
-    def _run(self, argv: list, units: list) -> dict:
-        step = {'units': list(units), 'argv': list(argv), 'rc': None, 'started_ms': None, 'returned_ms': None, 'ready_ms': None}
-        self.steps.append(step)
-        self.ran = True
-        step['started_ms'] = self._ms(time.monotonic())
-        rc, out, err = self.module.run_command(argv, environ_update={'LC_ALL': 'C'})
-        step['rc'] = rc
-        step['returned_ms'] = self._ms(time.monotonic())
-        if rc != 0:
-            states = []
-            for unit in units:
-                try:
-                    state = self._show(unit)
-                except ActionError:
-                    state = None
-                if state is not None:
-                    states.append(describe_state(unit, state))
-            output = _tail(err) or _tail(out) or '(no output)'
-            details = ('; ' + '; '.join(states)) if states else ''
-            raise ActionError('%s failed with rc %d: %s%s' % (' '.join(argv), rc, output, details))
-        return step
-
-    def _old_pids(self, units) -> None:
-        for unit in units:
-            state = self._show(unit)
-            if state is not None:
-                self.pids[unit]['old'] = state['MainPID']
-
-    def wait_unit(self, unit: str, deadline: float, new_pid: bool) -> None:
-        """Wait until the unit is active (with a main PID other than the old one when ``new_pid``)."""
-        old = self.pids[unit]['old']
-        while True:
-            state = self._show(unit)
-            pid = state['MainPID']
-            active = state.get('ActiveState') == 'active'
-            if active and (not new_pid or (pid != 0 and pid != old)):
-                self.pids[unit]['new'] = pid
-                return
-            if state.get('ActiveState') == 'failed' or state.get('LoadState') not in ('loaded', None):
-                self.pids[unit]['new'] = pid
-                raise ActionError('%s did not come back: %s' % (unit, describe_state(unit, state)))
-            if time.monotonic() >= deadline:
-                self.pids[unit]['new'] = pid
-                waited = 'active with a main PID other than %s' % old if new_pid else 'active'
-                limit = _num(self.plan.ready_timeout)
-                raise ActionError('%s was not %s within ready_timeout (%s s): %s' % (unit, waited, limit, describe_state(unit, state)))
-            time.sleep(POLL_INTERVAL)
-
-    def wait_healthy(self, deadline: float) -> None:
-        """Wait for READY_SUCCESSES consecutive 2xx answers of the health path."""
-        plan = self.plan
-        try:
-            wait_healthy(plan.health_target, plan.health_path, deadline, successes=READY_SUCCESSES, host_header=plan.host_header,
-                         probe_timeout=min(plan.timeout, PROBE_TIMEOUT), interval=POLL_INTERVAL, limit=plan.ready_timeout)
-        except NotHealthy as exc:
-            raise ActionError(str(exc))
-
-    def _ready(self, step: dict, units, new_pid: bool) -> None:
-        deadline = time.monotonic() + self.plan.ready_timeout
-        for unit in units:
-            if self.plan.mode == 'command':
-                state = self._show(unit)
-                if state is not None:
-                    self.pids[unit]['new'] = state['MainPID']
-            else:
-                self.wait_unit(unit, deadline, new_pid)
-        self.wait_healthy(deadline)
-        step['ready_ms'] = self._ms(time.monotonic())
-
-    def run(self) -> None:
-        self.started_at = time.monotonic()
-        try:
-            plan = self.plan
-            if plan.mode == 'blue_green':
-                self.switch_slots()
-            elif plan.mode == 'rolling':
-                for unit in plan.units:
-                    self._old_pids([unit])
-                    step = self._run(self.systemd.argv('restart', [unit]), [unit])
-                    self._ready(step, [unit], new_pid=True)
-            elif plan.mode in ('restart', 'reload'):
-                self._old_pids(plan.units)
-                step = self._run(self.systemd.argv(plan.mode, plan.units), plan.units)
-                self._ready(step, plan.units, new_pid=plan.mode == 'restart')
-            else:
-                self._old_pids(plan.units)
-                step = self._run(list(plan.command), plan.units)
-                self._ready(step, plan.units, new_pid=False)
-        finally:
-            self.finished_at = time.monotonic()
-
-    def switch_slots(self) -> None:
-        """mode=blue_green: the proxy-mode switch of module_utils/_bluegreen, its steps and PIDs recorded like the other modes'."""
-        plan = self.plan
-        systemctl = SlotSystemctl(self.module.run_command, self.systemd.path, self.module.get_bin_path('journalctl'))
-        switch = Switch(plan.service, plan.ports, systemctl, health_path=plan.health_path, host_header=plan.host_header,
-                        ready_timeout=plan.ready_timeout, drain_timeout=plan.drain_timeout, probe_timeout=min(plan.timeout, PROBE_TIMEOUT),
-                        warn=self.module.warn)
-        self.ran = True
-        try:
-            switch.switch()
-        except BlueGreenError as exc:
-            raise ActionError(str(exc))
-        finally:
-            for step in systemctl.steps:
-                self.steps.append({'units': step['units'], 'argv': step['argv'], 'rc': step['rc'],
-                                   'started_ms': self._ms(step['started']),
-                                   'returned_ms': None if step['returned'] is None else self._ms(step['returned']),
-                                   'ready_ms': None if step['ready'] is None else self._ms(step['ready'])})
-            self.pids.update(switch.pids)
-            self.blue_green = dict((key, value) for key, value in switch.result.items() if key not in ('changed', 'idle'))
-
-    @property
-    def duration_s(self) -> t.Optional[float]:
-        if self.started_at is None or self.finished_at is None:
-            return None
-        return round(self.finished_at - self.started_at, 3)
-
-
-def preflight(plan: Plan, systemd: Systemd) -> None:
-    """Every unit must exist before any load or restart."""
-    units = list(plan.units)
-    if plan.mode == 'blue_green':
-        # Both slots' app and socket: the role installs them as templates, so an instance of each must load.
-        units = [unit for port in plan.ports for unit in (SlotUnits(plan.service, port).app, SlotUnits(plan.service, port).socket)]
-    for unit in units:
-        try:
-            state = systemd.show(unit)
-        except ActionError as exc:
-            raise ModuleError(str(exc))
-        if state.get('LoadState') != 'loaded':
-            raise ModuleError('unit %s does not exist or cannot be loaded (%s); nothing was restarted'
-                              % (unit, describe_state(unit, state)))
-
-
-# -- results --------------------------------------------------------------------------------
-
-
-def _fmt_ms(value) -> str:
-    return 'n/a' if value is None else '%.1f ms' % value
-
-
-def phases_result(report: dict) -> dict:
-    timing = phase_timing(report)
-    phases = {}
-    for name, source in PHASE_NAMES:
-        stats = dict(report['phases'][source])
-        stats.update(timing[source])
-        phases[name] = stats
-    return phases
-
-
-def latency_ratio(phases: dict) -> t.Optional[float]:
-    base = phases['baseline']['latency_ms']['p99']
-    during = phases['during']['latency_ms']['p99']
-    if not base or during is None:
-        return None
-    return round(during / base, 3)
-
-
-def summary_line(plan: Plan, result: dict) -> str:
-    during = result['phases']['during']['latency_ms']
-    return '%s: %s, %d requests, %d failed, during p99 %s max %s, longest gap %s' % (
-        plan.service, plan.describe(), result['requests'], result['failed_requests'], _fmt_ms(during['p99']), _fmt_ms(during['max']),
-        _fmt_ms(result['gap_ms']))
-
-
-def build_result(plan: Plan, run: LoadRun, action: Action, covered: bool) -> dict:
-    report = run.summarize()
-    result = plan.base_result()
-    # 'failed' is Ansible's task failure flag: a count under that name would fail (or be overwritten in) every task.
-    result['ok_requests'] = report['ok']
-    result['failed_requests'] = report['failed']
-    for key in ('requests', 'failures_by_kind', 'failure_examples', 'latency_ms', 'gap_ms', 'requests_per_s',
-                'elapsed_s', 'stopped_by', 'statuses', 'methods', 'markers', 'marker_counts'):
-        result[key] = report[key]
-    result['phases'] = phases_result(report)
-    result['load_covered_action'] = covered
-    result['pids'] = action.pids
-    result['steps'] = action.steps
-    result['action_duration_s'] = action.duration_s
-    if plan.mode == 'blue_green':
-        result['blue_green'] = action.blue_green
-    result['latency_ratio'] = latency_ratio(result['phases'])
-    result['report'] = summary_line(plan, result)
-    return result
-
-
-def write_timeline(plan: Plan, run: LoadRun) -> None:
-    names = dict((source, name) for name, source in PHASE_NAMES)
-    entries = timeline(run.results, run.marks, run.started_at)
-    for entry in entries:
-        entry['phase'] = names[entry['phase']]
-    atomic_write(plan.timeline_path, json.dumps(entries, separators=(',', ':')) + '\n', mode=0o644)
-
-
-def verdict(plan: Plan, result: dict, warnings: list) -> t.Optional[str]:
-    """The failure message, or None when the run passed its bounds."""
-    problems = []
-    if result['failed_requests'] > plan.max_failed:
-        kinds = ', '.join('%s=%d' % (kind, count) for kind, count in result['failures_by_kind'].items() if count)
-        problems.append('%d of %d requests failed (max_failed %d): %s' % (result['failed_requests'], result['requests'], plan.max_failed,
-                                                                          kinds))
-    if plan.max_latency_ratio is not None:
-        ratio = result['latency_ratio']
-        base = result['phases']['baseline']['latency_ms']['p99']
-        during = result['phases']['during']['latency_ms']['p99']
-        if base is None:
-            problems.append('max_latency_ratio cannot be checked: no successful request in the baseline')
-        elif ratio is None:
-            warnings.append('max_latency_ratio was not checked: no successful request overlapped the action')
-        elif ratio > plan.max_latency_ratio:
-            problems.append('p99 latency during the action is %.1f times the baseline (%s vs %s), above max_latency_ratio %s'
-                            % (ratio, _fmt_ms(during), _fmt_ms(base), _num(plan.max_latency_ratio)))
-    if not problems:
-        return None
-    return '%s. %s' % ('; '.join(problems), result['report'])
-
-
-def run_module(module: AnsibleModule) -> t.Tuple[dict, t.Optional[str]]:
-    plan = Plan(module.params)
-    try:
-        run = plan.load()  # validates the load settings; nothing is sent before start()
-    except ValueError as exc:
-        raise ModuleError(str(exc))
-    for warning in plan.warnings:
-        module.warn(warning)
-    if module.check_mode:
-        result = plan.base_result()
-        result['changed'] = True
-        result['report'] = '%s: would run a %s under load on %s (at most %s s and %d requests)' % (
-            plan.service, plan.describe(), plan.target, _num(plan.max_duration), plan.max_requests)
-        return result, None
-
-    systemd = Systemd(module, required=plan.mode != 'command')
-    if plan.mode != 'command':
-        preflight(plan, systemd)
-
-    error = None
-    covered = False
-    run.start()
-    action = Action(module, plan, systemd, run.started_at)
-    try:
-        run.wait(plan.baseline_seconds)
-        run.mark(BEGIN_MARK)
-        try:
-            action.run()
-        except ActionError as exc:
-            error = str(exc)
-        covered = run.running
-        run.mark(END_MARK)
-        if error is None:
-            run.wait(plan.tail_seconds)
-    finally:
-        run.stop()
-
-    result = build_result(plan, run, action, covered)
-    result['changed'] = action.ran
-    if not covered:
-        module.warn('the load ended (stopped by %s) before the action and its readiness waits finished; the measurements do not cover '
-                    'the whole action. Raise max_duration or max_requests.' % result['stopped_by'])
-    if plan.timeline_path is not None:
-        try:
-            write_timeline(plan, run)
-            result['timeline_path'] = plan.timeline_path
-        except OSError as exc:
-            error = error or 'could not write timeline_path %s: %s' % (plan.timeline_path, exc)
-    if error is not None:
-        return result, '%s. %s' % (error, result['report'])
-    warnings = []
-    failure = verdict(plan, result, warnings)
-    for warning in warnings:
-        module.warn(warning)
-    return result, failure
+from ansible_collections.zerodown.deploy.plugins.module_utils._module import finish
+from ansible_collections.zerodown.deploy.plugins.module_utils._restart import MODES, RestartSettings, run_restart
+from ansible_collections.zerodown.deploy.plugins.module_utils._systemd import Systemd
+
+
+def run_module(module: AnsibleModule):
+    """The measured restart of module_utils/_restart, with the module's systemctl (optional in command mode) and warnings."""
+    settings = RestartSettings(module.params)
+    return run_restart(settings, lambda required: Systemd.for_module(module, required=required), check_mode=module.check_mode,
+                       warn=module.warn)
 
 
 def main() -> None:
@@ -1107,8 +549,8 @@ def main() -> None:
             post_body=dict(type='str', default='zerodown=probe'),
             keep_alive=dict(type='bool', default=False),
             timeout=dict(type='float', default=10),
-            baseline_seconds=dict(type='float', default=2),
-            tail_seconds=dict(type='float', default=2),
+            before_seconds=dict(type='float', default=2, aliases=['baseline_seconds']),
+            after_seconds=dict(type='float', default=2, aliases=['tail_seconds']),
             max_duration=dict(type='float', default=120),
             max_requests=dict(type='int', default=50000),
             ready_timeout=dict(type='float', default=60),

@@ -21,6 +21,11 @@ from ansible.module_utils import basic
 from ansible.module_utils.common import warnings as warnings_module
 
 try:
+    from ansible.module_utils import _internal as module_utils_internal
+except ImportError:  # ansible-core < 2.19: modules and controller do not share a warnings switch
+    module_utils_internal = None
+
+try:
     from ansible.module_utils.testing import patch_module_args
 except ImportError:  # ansible-core < 2.19
     from unittest import mock
@@ -52,12 +57,17 @@ def _clear_warnings():
 
 
 @pytest.fixture
-def module_runner(capsys):
+def module_runner(capsys, monkeypatch):
     """run(main, check=False, diff=False, **args): run a module's main() like Ansible would.
 
     Returns the parsed result, with ``failed`` set on failure and warnings
     reduced to their messages (ansible-core >= 2.19 returns structured ones).
+    The module runs as on a target even after a test imported controller code
+    (an action plugin): there, its warnings would go to the controller's display.
     """
+    if module_utils_internal is not None:
+        monkeypatch.setattr(module_utils_internal, 'is_controller', False)
+
     def run(main, check=False, diff=False, **args):
         args = dict(args)
         if check:

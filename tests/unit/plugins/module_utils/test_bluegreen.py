@@ -22,6 +22,8 @@ import pytest
 
 from ansible_collections.zerodown.deploy.plugins.module_utils import _bluegreen as bg
 from ansible_collections.zerodown.deploy.plugins.module_utils._fs import FsError
+from ansible_collections.zerodown.deploy.plugins.module_utils._module import ModuleError
+from ansible_collections.zerodown.deploy.plugins.module_utils._systemd import Systemd
 
 
 # ------------------------------------------------------------------ /proc/net/tcp
@@ -77,15 +79,7 @@ def test_established_reads_the_real_proc_files():
         server.close()
 
 
-# ------------------------------------------------------------------ names, ports, link
-
-def test_paths_and_unit_names():
-    assert bg.link_path('shop') == '/var/lib/zerodown/shop/live.sock'
-    assert bg.slot_socket_path('shop', 8001) == '/run/zerodown/shop/slot-8001.sock'
-    units = bg.SlotUnits('shop', 8002)
-    assert (units.app, units.socket, units.proxy) == ('shop-app@8002.service', 'shop-slot@8002.socket', 'shop-slot@8002.service')
-    assert units.persistent == ['shop-slot@8002.socket', 'shop-app@8002.service']
-
+# ------------------------------------------------------------------ ports, link
 
 @pytest.mark.parametrize('ports, message', [
     ([], 'exactly 2 TCP ports'),
@@ -217,9 +211,9 @@ def world(fake_slots, tmp_path):
     """world(**fake_settings) -> (fake systemd, a Switch over two free loopback ports, the ports, the warnings)."""
     def make(**kwargs):
         fake, ports = fake_slots(**kwargs)
-        systemctl = bg.Systemctl(fake, systemctl='systemctl', journalctl='journalctl')
+        systemd = Systemd(fake, systemctl='systemctl', journalctl='journalctl')
         warnings = []
-        switch = bg.Switch('shop', ports, systemctl, health_path='/health', ready_timeout=3, drain_timeout=2,
+        switch = bg.Switch('shop', ports, systemd, health_path='/health', ready_timeout=3, drain_timeout=2,
                            link=str(tmp_path / 'live.sock'), socket_dir=fake.socket_dir, warn=warnings.append, count=lambda port: 0)
         switch.drain_quiet = 0.1
         return fake, switch, ports, warnings
@@ -246,7 +240,7 @@ def test_started_again_changes_nothing(world):
     fake, switch, (first, second), warnings = world()
     switch.ensure_started()
     calls = len(verbs(fake))
-    again = bg.Switch('shop', (first, second), switch.systemctl, link=switch.link, socket_dir=switch.socket_dir, count=lambda port: 0)
+    again = bg.Switch('shop', (first, second), switch.systemd, link=switch.link, socket_dir=switch.socket_dir, count=lambda port: 0)
     assert not again.would_change()
     result = again.ensure_started()
     assert not result['changed'] and result['live_after'] == first and len(verbs(fake)) == calls
@@ -257,7 +251,7 @@ def test_started_stops_a_leftover_slot_and_enables_the_live_one(world):
     switch.ensure_started()
     fake.start('shop-app@%d.service' % second)  # an interrupted switch left the other app running
     fake.unit('shop-slot@%d.socket' % first)['enabled'] = False
-    again = bg.Switch('shop', (first, second), switch.systemctl, link=switch.link, socket_dir=switch.socket_dir, count=lambda port: 0)
+    again = bg.Switch('shop', (first, second), switch.systemd, link=switch.link, socket_dir=switch.socket_dir, count=lambda port: 0)
     again.drain_quiet = 0.05
     assert again.would_change()
     result = again.ensure_started()
@@ -278,7 +272,7 @@ def test_switch_starts_the_idle_slot_then_swaps_the_link_then_drains_and_stops_t
         drained.append((port, os.readlink(switch.link)))
         return 0
 
-    switch2 = bg.Switch('shop', (first, second), switch.systemctl, health_path='/health', link=switch.link, socket_dir=switch.socket_dir,
+    switch2 = bg.Switch('shop', (first, second), switch.systemd, health_path='/health', link=switch.link, socket_dir=switch.socket_dir,
                         count=count)
     switch2.drain_quiet = 0.1
     result = switch2.switch()
@@ -295,7 +289,7 @@ def test_switch_starts_the_idle_slot_then_swaps_the_link_then_drains_and_stops_t
     ]
     assert switch2.pids['shop-app@%d.service' % first] == {'old': old_pid, 'new': 0}
     assert switch2.pids['shop-app@%d.service' % second]['new'] == fake.unit('shop-app@%d.service' % second)['MainPID'] > 0
-    steps = switch.systemctl.steps
+    steps = switch.systemd.steps
     assert ['symlink', switch.socket_path(second), switch.link] in [step['argv'] for step in steps]
     assert ['drain', str(first)] in [step['argv'] for step in steps]
 
@@ -303,7 +297,7 @@ def test_switch_starts_the_idle_slot_then_swaps_the_link_then_drains_and_stops_t
 def test_a_drain_that_times_out_warns_and_stops_the_old_slot_anyway(world):
     fake, switch, (first, second), warnings = world()
     switch.ensure_started()
-    busy = bg.Switch('shop', (first, second), switch.systemctl, health_path='/health', link=switch.link, socket_dir=switch.socket_dir,
+    busy = bg.Switch('shop', (first, second), switch.systemd, health_path='/health', link=switch.link, socket_dir=switch.socket_dir,
                      drain_timeout=0.3, count=lambda port: 3, warn=warnings.append)
     result = busy.switch()
     assert result['drain'] == {'drained': False, 'waited_s': result['drain']['waited_s'], 'connections_left': 3}
@@ -322,7 +316,7 @@ def test_a_new_slot_that_never_gets_healthy_is_stopped_and_nothing_live_changes(
     link_before = os.readlink(switch.link)
     fake.health_status, fake.crash = kwargs.get('health_status', 200), kwargs.get('crash', False)
     fake.calls.clear()
-    attempt = bg.Switch('shop', (first, second), switch.systemctl, health_path='/health', ready_timeout=3, link=switch.link,
+    attempt = bg.Switch('shop', (first, second), switch.systemd, health_path='/health', ready_timeout=3, link=switch.link,
                         socket_dir=switch.socket_dir, count=lambda port: 0)
     with pytest.raises(bg.BlueGreenError) as exc:
         attempt.switch()
@@ -354,10 +348,34 @@ def test_a_missing_template_changes_nothing(world):
     assert fake.calls == [] and not os.path.lexists(switch.link)
 
 
-def test_start_failure_reasons():
-    assert bg.start_failure({'LoadState': 'loaded', 'ActiveState': 'activating', 'SubState': 'start'}) is None
-    assert bg.start_failure({'LoadState': 'loaded', 'ActiveState': 'active', 'SubState': 'running'}) is None
-    assert 'waiting to be restarted' in bg.start_failure({'LoadState': 'loaded', 'ActiveState': 'activating', 'SubState': 'auto-restart'})
-    assert 'failed' in bg.start_failure({'LoadState': 'loaded', 'ActiveState': 'failed', 'Result': 'exit-code'})
-    assert 'stopped' in bg.start_failure({'LoadState': 'loaded', 'ActiveState': 'inactive'})
-    assert 'not loaded' in bg.start_failure({'LoadState': 'not-found', 'ActiveState': 'inactive'})
+# ------------------------------------------------------------------ the blue_green module's options and slots
+
+def test_check_options_returns_the_base_name():
+    params = dict(service='shop.service', ports=[8001, 8002], drain_timeout=30, health_path='/', ready_timeout=60, host_header=None)
+    assert bg.check_options(params) == 'shop'
+
+
+@pytest.mark.parametrize('change, message', [
+    (dict(service='a b'), 'service must be a unit base name'),
+    (dict(service='shop@1'), 'not an instance or template'),
+    (dict(ports=[8001]), 'ports must list exactly 2 TCP ports'),
+    (dict(drain_timeout=0), 'drain_timeout must be > 0'),
+    (dict(health_path='x'), 'health_path must start with "/"'),
+    (dict(ready_timeout=3601), 'ready_timeout must be > 0 and <= 3600 seconds, got 3601'),
+    (dict(host_header='a\nb'), 'host_header must not contain line breaks'),
+])
+def test_check_options_refuses(change, message):
+    params = dict(service='shop', ports=[8001, 8002], drain_timeout=30, health_path='/', ready_timeout=60, host_header=None)
+    params.update(change)
+    with pytest.raises(ModuleError) as exc:
+        bg.check_options(params)
+    assert message in str(exc.value)
+
+
+def test_read_slots_and_the_default_paths_come_from_names(tmp_path):
+    switch = bg.Switch('shop', (8001, 8002), Systemd(lambda argv, environ_update=None: (0, '', '')))
+    assert switch.link == '/var/lib/zerodown/shop/live.sock' and switch.socket_path(8002) == '/run/zerodown/shop/slot-8002.sock'
+    link = str(tmp_path / 'live.sock')
+    os.symlink('/run/zerodown/shop/slot-8002.sock', link)
+    slots = bg.Switch('shop', (8001, 8002), switch.systemd, link=link).read_slots()
+    assert slots == {'live': 8002, 'idle': 8001, 'link': link, 'link_target': '/run/zerodown/shop/slot-8002.sock'}

@@ -18,13 +18,9 @@ import pytest
 
 from ansible_collections.zerodown.deploy.plugins.module_utils._health import (
     BODY_EXCERPT,
-    SHOW_PROPERTIES,
     HealthOutcome,
     NotHealthy,
-    describe_state,
     is_healthy_status,
-    parse_show,
-    unit_failure,
     wait_healthy,
 )
 from ansible_collections.zerodown.deploy.plugins.module_utils._http import HttpResult, parse_endpoint
@@ -436,75 +432,3 @@ def test_outcome_streak_counts_consecutive_2xx_only():
         outcome.record(_answer(status))
         streaks.append(outcome.streak)
     assert streaks == [1, 2, 0, 1, 2, 3, 0]
-
-
-# -- systemd unit states ------------------------------------------------------------------
-
-
-SHOW_OUTPUT = """Id=app.service
-LoadState=loaded
-ActiveState=active
-SubState=running
-Result=success
-MainPID=4242
-Type=notify
-ExecMainCode=0
-ExecMainStatus=0
-"""
-
-
-def test_parse_show():
-    state = parse_show(SHOW_OUTPUT)
-    assert state == {'Id': 'app.service', 'LoadState': 'loaded', 'ActiveState': 'active', 'SubState': 'running', 'Result': 'success',
-                     'MainPID': 4242, 'Type': 'notify', 'ExecMainCode': '0', 'ExecMainStatus': '0'}
-
-
-def test_parse_show_keeps_equals_signs_in_values_and_skips_other_lines():
-    state = parse_show('Environment=A=1 B=2\n\nnot a property\n  Result = exit-code  \n')
-    assert state == {'Environment': 'A=1 B=2', 'Result': 'exit-code', 'MainPID': 0}
-
-
-@pytest.mark.parametrize('text, pid', [('', 0), ('MainPID=\n', 0), ('MainPID=abc\n', 0), ('MainPID=17\n', 17)])
-def test_parse_show_main_pid_is_always_an_int(text, pid):
-    assert parse_show(text)['MainPID'] == pid
-
-
-def test_show_properties_start_with_id_and_include_the_exit_status():
-    assert SHOW_PROPERTIES[0] == 'Id'
-    assert {'LoadState', 'ActiveState', 'SubState', 'Result', 'MainPID', 'ExecMainStatus'} <= set(SHOW_PROPERTIES)
-
-
-def test_describe_state():
-    assert describe_state('app.service', parse_show(SHOW_OUTPUT)) == (
-        'app.service: LoadState=loaded ActiveState=active SubState=running Result=success MainPID=4242 Type=notify')
-
-
-def test_describe_state_missing_keys_and_chosen_properties():
-    assert describe_state('x.service', {'ActiveState': 'failed'}) == (
-        'x.service: LoadState=? ActiveState=failed SubState=? Result=? MainPID=? Type=?')
-    assert describe_state('x.service', {'ActiveState': 'failed', 'ExecMainStatus': '3'}, ('ActiveState', 'ExecMainStatus')) == (
-        'x.service: ActiveState=failed ExecMainStatus=3')
-
-
-@pytest.mark.parametrize('state, reason', [
-    ({'LoadState': 'not-found', 'ActiveState': 'inactive'}, 'is not loaded (LoadState=not-found)'),
-    ({'LoadState': 'masked', 'ActiveState': 'inactive'}, 'is not loaded (LoadState=masked)'),
-    ({'LoadState': 'error', 'error': 'Failed to connect to bus'}, 'is not loaded (LoadState=error)'),
-    ({'LoadState': 'loaded', 'ActiveState': 'failed', 'Result': 'exit-code', 'ExecMainStatus': '3'}, 'failed (Result=exit-code, exit status 3)'),
-    ({'LoadState': 'loaded', 'ActiveState': 'failed', 'Result': 'signal', 'ExecMainStatus': '0'}, 'failed (Result=signal)'),
-    ({'LoadState': 'loaded', 'ActiveState': 'failed', 'Result': 'timeout', 'ExecMainStatus': ''}, 'failed (Result=timeout)'),
-    ({'LoadState': 'loaded', 'ActiveState': 'failed'}, 'failed (Result=?)'),
-    ({'ActiveState': 'failed', 'Result': 'core-dump', 'ExecMainStatus': '11'}, 'failed (Result=core-dump, exit status 11)'),
-])
-def test_unit_failure_reasons(state, reason):
-    assert unit_failure(state) == reason
-
-
-@pytest.mark.parametrize('active', ['active', 'activating', 'reloading', 'inactive', 'deactivating'])
-def test_unit_failure_is_none_unless_failed_or_not_loaded(active):
-    assert unit_failure({'LoadState': 'loaded', 'ActiveState': active, 'SubState': 'running', 'Result': 'success', 'MainPID': 1}) is None
-
-
-def test_unit_failure_of_parsed_running_unit_is_none():
-    assert unit_failure(parse_show(SHOW_OUTPUT)) is None
-    assert unit_failure({}) is None

@@ -21,7 +21,7 @@ import pytest
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.zerodown.deploy.plugins.module_utils import _bluegreen
+from ansible_collections.zerodown.deploy.plugins.module_utils import _bluegreen, _names
 from ansible_collections.zerodown.deploy.plugins.modules import blue_green
 from ansible_collections.zerodown.deploy.plugins.modules import zero_downtime_restart as zdr
 
@@ -31,15 +31,15 @@ def system(fake_slots, sock_dir, tmp_path, monkeypatch):
     """A fake systemd for "shop" with two free ports; the link and the slot sockets live in temporary directories."""
     def make(**kwargs):
         fake, ports = fake_slots(**kwargs)
-        monkeypatch.setattr(_bluegreen, 'LINK_DIR', str(tmp_path / 'lib'))
-        monkeypatch.setattr(_bluegreen, 'SOCKET_DIR', sock_dir)
+        monkeypatch.setattr(_names, 'LINK_DIR', str(tmp_path / 'lib'))
+        monkeypatch.setattr(_names, 'SOCKET_DIR', sock_dir)
         # The slot sockets are SOCKET_DIR/NAME/slot-PORT.sock: put the fake's servers there.
         fake.socket_dir = os.path.join(sock_dir, 'shop')
         os.makedirs(fake.socket_dir, exist_ok=True)
         monkeypatch.setattr(_bluegreen, 'DRAIN_QUIET_SECONDS', 0.1)
         monkeypatch.setattr(AnsibleModule, 'run_command', lambda self, argv, **kwargs: fake(argv, **kwargs))
         monkeypatch.setattr(AnsibleModule, 'get_bin_path', lambda self, name, required=False, opt_dirs=None: name)
-        fake.link = _bluegreen.link_path('shop')
+        fake.link = _names.link_path('shop')
         return fake, ports
 
     return make
@@ -87,6 +87,14 @@ def test_check_mode_predicts_without_starting_anything(system, run_blue_green):
     assert verbs(fake) == []
 
 
+def test_a_service_suffix_is_accepted_and_ignored(system, run_blue_green):
+    # The service name follows the roles' rule (module_utils/_validate), which accepts NAME.service for NAME.
+    fake, (first, second) = system()
+    result = run_blue_green(check=True, service='shop.service', ports=[first, second])
+    assert not result.get('failed'), result.get('msg')
+    assert result['link'] == fake.link and (result['live_before'], result['live_after']) == (None, first)
+
+
 def test_switched_moves_to_the_other_slot_and_back(system, run_blue_green):
     fake, (first, second) = system()
     run_blue_green(service='shop', ports=[first, second], health_path='/health')
@@ -109,7 +117,9 @@ def test_a_new_slot_that_fails_its_health_check_fails_the_task_and_keeps_the_liv
 
 
 @pytest.mark.parametrize('args, message', [
-    (dict(service='../x'), 'service must be a base name'),
+    (dict(service='../x'), 'service must be a unit base name'),
+    (dict(service='shop@8001'), 'not an instance or template'),
+    (dict(service='x' * 65), 'at most 64 characters'),
     (dict(service='shop', ports=[8001]), 'ports must list exactly 2 TCP ports'),
     (dict(service='shop', ports=[8001, 8001]), 'ports must be 2 different ports'),
     (dict(service='shop', ports=[8001, 70000]), 'ports must be between 1 and 65535'),
@@ -163,7 +173,7 @@ def target():
     server.close()
 
 
-FAST = dict(baseline_seconds=0.2, tail_seconds=0.2, workers=2, rate=100, health_path='/health', ready_timeout=3, max_duration=20)
+FAST = dict(before_seconds=0.2, after_seconds=0.2, workers=2, rate=100, health_path='/health', ready_timeout=3, max_duration=20)
 
 
 def test_zdr_blue_green_switches_under_load_and_reports_like_the_other_modes(system, run_blue_green, run_zdr, target):

@@ -536,6 +536,10 @@ def test_bad_target_is_rejected(run_module, target, fragment):
     (dict(units=['my app.service']), "units: 'my app.service' is not a unit name ending in .service or .socket"),
     (dict(units=['-app.service']), "units: '-app.service' is not a unit name ending in .service or .socket"),
     (dict(units=['app.service', 'app.service\n']), "units: 'app.service\\n' is not a unit name ending in .service or .socket"),
+    # The roles' rule (module_utils/_validate): no ':' or '\\' in the base name, at most 64 characters.
+    (dict(units=['a:b_c-d.service']), "units: 'a:b_c-d.service' is not a unit name ending in .service or .socket"),
+    (dict(units=['dev-disk-by\\x2dlabel.service']), "units: 'dev-disk-by\\\\x2dlabel.service' is not a unit name ending in .service or .socket"),
+    (dict(units=['x' * 65 + '.service']), "units: '%s.service' is not a unit name ending in .service or .socket" % ('x' * 65)),
 ])
 def test_bad_input_is_rejected_before_probing(servers, fake_system, run_module, args, message):
     server = servers.unix(200)
@@ -547,8 +551,8 @@ def test_bad_input_is_rejected_before_probing(servers, fake_system, run_module, 
     assert server.seen == [] and system.log() == []  # nothing was probed, no unit was read
 
 
-@pytest.mark.parametrize('unit', ['hello@1.service', 'hello.socket', 'a:b_c-d.service', 'dev-disk-by\\x2dlabel.service'])
-def test_unit_names_systemd_allows_are_accepted(servers, fake_system, run_module, unit):
+@pytest.mark.parametrize('unit', ['hello@1.service', 'hello.socket', 'a_b-c.d.service', 'hello@a:b.service', 'x' * 64 + '.service'])
+def test_unit_names_the_roles_allow_are_accepted(servers, fake_system, run_module, unit):
     server = servers.unix(200)
     fake_system({unit: RUNNING})
     result = run_module(target=server.target, units=[unit])

@@ -25,8 +25,9 @@ import time
 
 import pytest
 
+from ansible_collections.zerodown.deploy.plugins.module_utils import _nginx_backend
 from ansible_collections.zerodown.deploy.plugins.module_utils._lock import FileLock
-from ansible_collections.zerodown.deploy.plugins.module_utils._nginx_backend import HEADER, file_name, render
+from ansible_collections.zerodown.deploy.plugins.module_utils._nginx_backend import HEADER, LOCK_NAME, file_name, render
 from ansible_collections.zerodown.deploy.plugins.modules import nginx_backend
 
 FAKE_MASTER = r'''
@@ -148,10 +149,18 @@ class Nginx:
     def start(self):
         self.master = subprocess.Popen([sys.executable, '-c', FAKE_MASTER, self.pid_file, self.control_path], start_new_session=True)
         deadline = time.monotonic() + 10
-        while not self.workers():
+        # The master writes its pid file once it has forked all its workers: before that, a loaded machine may show only some.
+        while not (self._pid_file_names(self.master.pid) and self.workers()):
             assert time.monotonic() < deadline, 'the fake nginx master did not start'
             time.sleep(0.01)
         return self.workers()
+
+    def _pid_file_names(self, pid):
+        try:
+            with open(self.pid_file) as handle:
+                return handle.read().strip() == str(pid)
+        except OSError:
+            return False
 
     def workers(self):
         if self.master is None:
@@ -469,8 +478,8 @@ def test_runs_on_one_directory_take_turns_on_its_lock(nginx, run, monkeypatch):
     path = nginx.write('app1:8000')
     nginx.write('app2:8000')
     before = read(path)
-    monkeypatch.setattr(nginx_backend, 'LOCK_EXTRA_SECONDS', 0.2)
-    with FileLock(os.path.join(nginx.servers_dir, nginx_backend.LOCK_NAME), play='another drain', create_dirs=False):
+    monkeypatch.setattr(_nginx_backend, 'LOCK_EXTRA_SECONDS', 0.2)
+    with FileLock(os.path.join(nginx.servers_dir, LOCK_NAME), play='another drain', create_dirs=False):
         started = time.monotonic()
         result = run(backend='app1:8000', state='down', drain_timeout=0.3)
         waited = time.monotonic() - started

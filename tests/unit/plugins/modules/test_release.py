@@ -2,6 +2,11 @@
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
 
+"""Tests of the release module: its options and results through main(), like Ansible runs it.
+
+The state machine itself is tested in tests/unit/plugins/module_utils/test_release_manager.py.
+"""
+
 from __future__ import annotations
 
 import hashlib
@@ -9,18 +14,24 @@ import json
 import os
 import re
 import stat
-import threading
 import time
 
 import pytest
 
 
 from ansible_collections.zerodown.deploy.plugins.module_utils._lock import acquire_lease, read_lease
+from ansible_collections.zerodown.deploy.plugins.module_utils import _release
+from ansible_collections.zerodown.deploy.plugins.module_utils._release import ReleaseError
 from ansible_collections.zerodown.deploy.plugins.modules import release as release_module
-from ansible_collections.zerodown.deploy.plugins.modules.release import ReleaseError, ReleaseManager, validate_release_id
+from ansible_collections.zerodown.deploy.tests.unit.plugins.module_utils.release_tree import current_of, deploy, manifest, mgr, set_mtimes, statuses
 
 
 # ------------------------------------------------------------------ helpers
+
+@pytest.fixture
+def base(tmp_path):
+    return tmp_path / 'srv' / 'shop'
+
 
 @pytest.fixture
 def run_module(module_runner):
@@ -28,28 +39,6 @@ def run_module(module_runner):
     def run(check=False, diff=False, **args):
         return module_runner(release_module.main, check=check, diff=diff, **args)
     return run
-
-
-def mgr(base, **kwargs):
-    return ReleaseManager(str(base), **kwargs)
-
-
-def deploy(base, rid, **kwargs):
-    mgr(base).prepare(rid, **kwargs)
-    return mgr(base).switch(rid)
-
-
-def manifest(base):
-    with open(os.path.join(str(base), '.zerodown', 'manifest.json')) as f:
-        return json.load(f)
-
-
-def statuses(result):
-    return {r['id']: r['status'] for r in result['releases']}
-
-
-def current_of(base):
-    return os.readlink(os.path.join(str(base), 'current'))
 
 
 def snapshot(root):
@@ -74,24 +63,7 @@ def snapshot(root):
     return snap
 
 
-@pytest.fixture
-def base(tmp_path):
-    return tmp_path / 'srv' / 'shop'
-
-
 # ------------------------------------------------------------------ ID validation
-
-@pytest.mark.parametrize('bad', ['../x', 'a/b', '.', '..', '', ' ', 'a b', '-rf', '.hidden', 'x' * 129, 'a\nb', 'rel\x00',
-                                 '/abs', 'ü', 'abc\n', 'abc/', None, 42])
-def test_invalid_ids_rejected(bad):
-    with pytest.raises(ReleaseError, match='Invalid release ID'):
-        validate_release_id(bad)
-
-
-@pytest.mark.parametrize('good', ['20261121T101500Z-3f2a9c1', 'v1.2.3', 'a', 'A_b-c.d', 'x' * 128, '1'])
-def test_valid_ids_accepted(good):
-    assert validate_release_id(good) == good
-
 
 @pytest.mark.parametrize('bad', ['../x', 'a/b', '.', '..', '', 'has space', '-leading-dash', 'x' * 129])
 @pytest.mark.parametrize('state', ['prepare', 'switch', 'mark_bad', 'rollback'])
@@ -131,20 +103,6 @@ def test_prepare_generated_id_creates_layout(run_module, base):
     assert res['manifest_rebuilt'] is False
     entry = manifest(base)['releases'][res['release']]
     assert entry['status'] == 'unfinished' and entry['revision'] == '3f2a9c1e77d0aa'
-
-
-def test_prepare_without_revision_uses_timestamp_and_suffixes(base):
-    def clock():
-        return 1795256100.0  # 2026-11-21T10:15:00Z
-
-    first = mgr(base, clock=clock).prepare()
-    second = mgr(base, clock=clock).prepare()
-    third = mgr(base, clock=clock).prepare()
-    assert first['release'] == '20261121T101500Z'
-    assert second['release'] == '20261121T101500Z-2'
-    assert third['release'] == '20261121T101500Z-3'
-    with_rev = mgr(base, clock=clock).prepare(revision='ab/cd!ef-0123')
-    assert with_rev['release'] == '20261121T101500Z-abcdef0'
 
 
 def test_prepare_id_time_gives_every_host_the_same_id(run_module, tmp_path):
@@ -245,38 +203,6 @@ def test_switch_refuses_real_directory_current(run_module, base):
     assert os.path.isdir(os.path.join(str(base), 'current'))
 
 
-def test_switch_atomic_under_concurrent_reader(base):
-    """A reader never sees current missing or dangling during 2000 switches made by the module."""
-    deploy(base, 'a')
-    deploy(base, 'b')
-    current = os.path.join(str(base), 'current')
-    stop = threading.Event()
-    failures = []
-    seen = set()
-
-    def reader():
-        while not stop.is_set():
-            try:
-                target = os.readlink(current)
-                os.stat(current)
-                seen.add(target)
-            except OSError as exc:  # pragma: no cover - the failure being tested for
-                failures.append(repr(exc))
-
-    thread = threading.Thread(target=reader)
-    thread.start()
-    try:
-        for i in range(2000):
-            res = mgr(base).switch('a' if i % 2 == 0 else 'b')
-            assert res['changed'] is True
-    finally:
-        stop.set()
-        thread.join()
-    assert len(failures) == 0
-    assert seen == {'releases/a', 'releases/b'}
-    assert not [n for n in os.listdir(str(base)) if n.startswith('.') and n != '.zerodown']
-
-
 # ------------------------------------------------------------------ mark_bad
 
 def test_mark_bad(run_module, base):
@@ -301,20 +227,12 @@ def test_mark_bad_current_refused(run_module, base):
 
 # ------------------------------------------------------------------ rollback
 
-def _set_mtimes(base, newest_first):
-    """Make directory mtimes lie: the first ID gets the newest mtime."""
-    now = time.time()
-    for i, rid in enumerate(newest_first):
-        stamp = now - 1000 * i
-        os.utime(os.path.join(str(base), 'releases', rid), (stamp, stamp))
-
-
 def test_rollback_uses_manifest_order_not_mtime(run_module, base):
     for rid in ('r1', 'r2', 'r3', 'r4'):
         deploy(base, rid)
     mgr(base).mark_bad('r3', reason='broken')
     # mtimes claim r1 is the newest and r2 the oldest: an mtime based choice would pick r1
-    _set_mtimes(base, ['r1', 'r4', 'r3', 'r2'])
+    set_mtimes(base, ['r1', 'r4', 'r3', 'r2'])
     res = run_module(path=str(base), state='rollback')
     assert res['changed'] is True
     assert res['previous'] == 'r4' and res['current'] == 'r2'  # r3 is bad, r2 is the newest good before r4
@@ -324,27 +242,6 @@ def test_rollback_uses_manifest_order_not_mtime(run_module, base):
     res = run_module(path=str(base), state='rollback')
     assert res['failed'] and 'no good release older than' in res['msg']
     assert current_of(base) == 'releases/r1'
-
-
-def test_rollback_prefers_most_recently_switched_among_older(base):
-    for rid in ('r1', 'r2', 'r3'):
-        mgr(base).prepare(rid)
-    mgr(base).switch('r2')
-    mgr(base).switch('r1')
-    mgr(base).switch('r3')
-    _set_mtimes(base, ['r2', 'r3', 'r1'])
-    res = mgr(base).rollback()
-    assert res['current'] == 'r1'  # r1 was live right before r3, although r2 was created later
-
-
-def test_rollback_never_chooses_bad_or_unfinished(base):
-    deploy(base, 'r1')
-    mgr(base).prepare('r2')  # unfinished, never live
-    deploy(base, 'r3')
-    deploy(base, 'r4')
-    mgr(base).mark_bad('r3')
-    res = mgr(base).rollback()
-    assert res['current'] == 'r1'
 
 
 @pytest.mark.parametrize('status', ['bad', 'unfinished'])
@@ -385,16 +282,6 @@ def test_rollback_without_any_release_fails(run_module, base):
     assert res['failed'] and 'no good release' in res['msg']
 
 
-def test_rollback_repairs_dangling_current(base):
-    deploy(base, 'r1')
-    deploy(base, 'r2')
-    os.rename(os.path.join(str(base), 'releases', 'r2'), os.path.join(str(base), 'gone'))
-    info = mgr(base).info()
-    assert info['current'] is None
-    res = mgr(base).rollback()
-    assert res['current'] == 'r1' and current_of(base) == 'releases/r1'
-
-
 # ------------------------------------------------------------------ prune
 
 def test_prune_keeps_n_good_plus_current_and_previous_good(run_module, base):
@@ -410,48 +297,6 @@ def test_prune_keeps_n_good_plus_current_and_previous_good(run_module, base):
     assert res['changed'] is False and res['removed'] == []
 
 
-def test_prune_bad_and_unfinished_do_not_count(base):
-    deploy(base, 'g1')
-    deploy(base, 'g2')
-    mgr(base).prepare('u1')
-    mgr(base).prepare('b1')
-    mgr(base).mark_bad('b1')
-    deploy(base, 'g3')
-    mgr(base).prepare('b2')
-    mgr(base).mark_bad('b2')
-    mgr(base).prepare('u2')  # newest: maybe a deploy in progress
-    res = mgr(base).prune(3)
-    assert res['removed'] == ['u1', 'b1', 'b2']
-    assert sorted(statuses(res)) == ['g1', 'g2', 'g3', 'u2']
-    assert statuses(res)['u2'] == 'unfinished'
-
-
-def test_prune_keeps_newest_unfinished_only(base):
-    deploy(base, 'g1')
-    mgr(base).prepare('u1')
-    mgr(base).prepare('u2')
-    res = mgr(base).prune(1)
-    assert res['removed'] == ['u1']
-    deploy(base, 'g2')
-    res = mgr(base).prune(1)
-    assert res['removed'] == ['u2']
-    assert sorted(statuses(res)) == ['g1', 'g2']  # g1: previous good, g2: current
-
-
-def test_prune_never_removes_current_even_if_marked_bad_externally(base):
-    deploy(base, 'r1')
-    deploy(base, 'r2')
-    deploy(base, 'r3')
-    data = manifest(base)
-    data['releases']['r3']['status'] = 'bad'
-    with open(os.path.join(str(base), '.zerodown', 'manifest.json'), 'w') as f:
-        json.dump(data, f)
-    deploy_other = mgr(base)
-    res = deploy_other.prune(1)
-    assert 'r3' not in res['removed'] and os.path.isdir(os.path.join(str(base), 'releases', 'r3'))
-    assert any('marked bad' in w for w in deploy_other.warnings)
-
-
 def test_prune_check_mode_lists_without_deleting(run_module, base):
     for i in range(1, 5):
         deploy(base, 'r%d' % i)
@@ -462,36 +307,6 @@ def test_prune_check_mode_lists_without_deleting(run_module, base):
     assert snapshot(base) == before
     res = run_module(path=str(base), state='prune', keep_releases=1)
     assert res['removed'] == ['r1', 'r2']
-
-
-def test_prune_cleans_leftovers_of_interrupted_prune(base):
-    deploy(base, 'r1')
-    leftover = os.path.join(str(base), 'releases', '.prune-r0.del-1-abc')
-    os.makedirs(os.path.join(leftover, 'sub'))
-    ro = os.path.join(leftover, 'sub')
-    with open(os.path.join(ro, 'f'), 'w') as f:
-        f.write('x')
-    os.chmod(ro, 0o500)
-    res = mgr(base).prune(5)
-    assert res['changed'] is True and res['removed'] == []
-    assert not os.path.lexists(leftover)
-
-
-def test_prune_interrupted_before_delete_is_finished_by_next_prune(base, monkeypatch):
-    for i in range(1, 5):
-        deploy(base, 'r%d' % i)
-    releases = os.path.join(str(base), 'releases')
-    # simulate a crash between the rename to the hidden name and the deletion
-    monkeypatch.setattr(release_module, '_rmtree', lambda path: None)
-    res = mgr(base).prune(1)
-    assert res['removed'] == ['r1', 'r2']
-    hidden = sorted(n for n in os.listdir(releases) if n.startswith('.'))
-    assert len(hidden) == 2 and all(n.startswith('.prune-') for n in hidden)
-    assert sorted(statuses(mgr(base).info())) == ['r3', 'r4']  # hidden ones are not releases
-    monkeypatch.undo()
-    res = mgr(base).prune(1)
-    assert res['changed'] is True and res['removed'] == []
-    assert sorted(os.listdir(releases)) == ['r3', 'r4']
 
 
 def test_prune_on_missing_base_is_noop(run_module, base):
@@ -578,61 +393,6 @@ def test_manifest_recovery(run_module, base, damage):
 def test_manifest_missing_without_releases_is_not_a_rebuild(run_module, base):
     res = run_module(path=str(base), state='query')
     assert res['manifest_rebuilt'] is False and res['releases'] == [] and res['current'] is None
-
-
-def test_manifest_rebuild_on_switch_to_current_reports_change(base):
-    deploy(base, 'v1')
-    os.unlink(os.path.join(str(base), '.zerodown', 'manifest.json'))
-    res = mgr(base).switch('v1')
-    assert res['changed'] is True and res['manifest_rebuilt'] is True
-    res = mgr(base).switch('v1')
-    assert res['changed'] is False and res['manifest_rebuilt'] is False
-
-
-def test_manifest_drops_vanished_and_adopts_foreign(base):
-    deploy(base, 'r1')
-    deploy(base, 'r2')
-    deploy(base, 'r3')
-    import shutil
-    shutil.rmtree(os.path.join(str(base), 'releases', 'r1'))
-    os.mkdir(os.path.join(str(base), 'releases', 'manual'))
-    m = mgr(base)
-    res = m.info()
-    assert statuses(res) == {'manual': 'unknown', 'r2': 'good', 'r3': 'good'}
-    assert res['manifest_rebuilt'] is False
-    assert any('r1' in w and 'gone' in w for w in m.warnings)
-    assert any('manual' in w and 'adopted' in w for w in m.warnings)
-    assert [r['id'] for r in res['releases']][0] == 'manual'  # adopted ones sort as oldest
-    mgr(base).prune(5)
-    assert set(manifest(base)['releases']) == {'manual', 'r2', 'r3'}
-
-
-def test_manifest_ignores_non_release_entries(base):
-    deploy(base, 'r1')
-    rel = os.path.join(str(base), 'releases')
-    with open(os.path.join(rel, 'README'), 'w') as f:
-        f.write('x')
-    os.mkdir(os.path.join(rel, 'bad name'))
-    os.symlink('r1', os.path.join(rel, 'alias'))
-    assert sorted(statuses(mgr(base).info())) == ['r1']
-
-
-def test_interrupted_switch_is_adopted_as_good(base):
-    deploy(base, 'r1')
-    mgr(base).prepare('r2')
-    os.unlink(os.path.join(str(base), 'current'))
-    os.symlink('releases/r2', os.path.join(str(base), 'current'))  # as if we crashed after the rename
-    m = mgr(base)
-    res = m.info()
-    assert statuses(res)['r2'] == 'good' and res['current'] == 'r2'
-
-
-def test_absolute_current_link_is_understood(base):
-    deploy(base, 'r1')
-    os.unlink(os.path.join(str(base), 'current'))
-    os.symlink(os.path.join(str(base), 'releases', 'r1'), os.path.join(str(base), 'current'))
-    assert mgr(base).info()['current'] == 'r1'
-    assert mgr(base).switch('r1')['changed'] is False
 
 
 # ------------------------------------------------------------------ check mode
@@ -767,18 +527,15 @@ def test_unlock_requires_lock_id(run_module, base):
     assert res['failed'] and 'lock_id' in res['msg']
 
 
-def test_short_lock_is_released_after_each_run(base):
-    deploy(base, 'r1')
-    from ansible_collections.zerodown.deploy.plugins.module_utils._lock import FileLock
-    with FileLock(os.path.join(str(base), '.zerodown', 'lock'), timeout=0):
-        pass
-    assert not os.path.exists(os.path.join(str(base), '.zerodown', 'lock.json'))
+# ------------------------------------------------------------------ the exit
 
+def test_a_domain_error_fails_with_its_details_and_an_os_error_with_its_type(run_module, base, monkeypatch):
+    deploy(base, 'v1')
+    res = run_module(path=str(base), state='switch', release='nope')
+    assert res['failed'] and res['releases'] == ['v1']  # ReleaseError's details go into the result
 
-def test_mutation_waits_for_short_lock_then_fails_naming_holder(base):
-    deploy(base, 'r1')
-    from ansible_collections.zerodown.deploy.plugins.module_utils._lock import FileLock
-    with FileLock(os.path.join(str(base), '.zerodown', 'lock'), play='other run'):
-        with pytest.raises(ReleaseError) as exc:
-            mgr(base, lock_wait=0.2).prune(1)
-    assert 'other run' in exc.value.msg and 'pid=%d' % os.getpid() in exc.value.msg
+    def denied(self):
+        raise PermissionError(13, 'Permission denied', str(base))
+    monkeypatch.setattr(_release.ReleaseManager, 'info', denied)
+    res = run_module(path=str(base))
+    assert res['failed'] and res['msg'] == "PermissionError: [Errno 13] Permission denied: '%s'" % base

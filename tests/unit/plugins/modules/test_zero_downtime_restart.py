@@ -326,7 +326,7 @@ def run_module(module_runner):
 
 
 # Light, short load: every module run below takes about a second.
-FAST = dict(baseline_seconds=0.3, tail_seconds=0.3, workers=2, rate=200, health_path='/health', ready_timeout=5, max_duration=20)
+FAST = dict(before_seconds=0.3, after_seconds=0.3, workers=2, rate=200, health_path='/health', ready_timeout=5, max_duration=20)
 
 
 def fast(system, **args):
@@ -336,7 +336,7 @@ def fast(system, **args):
 
 
 def assert_phase_shape(result):
-    assert set(result['phases']) == {'baseline', 'during', 'tail'}
+    assert set(result['phases']) == {'before', 'during', 'after'}
     for phase in result['phases'].values():
         assert {'requests', 'ok', 'failed', 'failures_by_kind', 'latency_ms', 'duration_s', 'requests_per_s'} <= set(phase)
         assert {'p50', 'p90', 'p99', 'max'} <= set(phase['latency_ms'])
@@ -359,9 +359,9 @@ def test_plain_restart_with_queued_connections_drops_nothing(world, run_module):
     assert result['pids'] == {'hello.service': {'old': 100, 'new': 1001}}
     assert result['markers'] == ['100', '1001']
     assert result['phases']['during']['latency_ms']['max'] >= 200 and result['gap_ms'] >= 200
-    assert result['phases']['baseline']['failed'] == result['phases']['tail']['failed'] == 0
-    assert result['phases']['tail']['requests'] > 0 and result['phases']['tail']['requests_per_s'] > 0
-    assert 0.25 <= result['phases']['baseline']['duration_s'] <= 1.0
+    assert result['phases']['before']['failed'] == result['phases']['after']['failed'] == 0
+    assert result['phases']['after']['requests'] > 0 and result['phases']['after']['requests_per_s'] > 0
+    assert 0.25 <= result['phases']['before']['duration_s'] <= 1.0
     assert result['action_duration_s'] >= 0.3
     assert result['load_covered_action'] is True and result['stopped_by'] == 'stop'
     assert result['methods']['POST'] > 0 and result['methods']['GET'] > 0
@@ -411,7 +411,7 @@ def test_rolling_restart_waits_for_each_instance(world, run_module):
 def test_mode_auto_and_restart_all_at_once(world, run_module, mode, instances, expected_mode, restart_calls):
     units = {'hello.service': 50} if instances == 1 else {'hello@1.service': 100, 'hello@2.service': 200}
     system = world(units)
-    result = run_module(**fast(system, mode=mode, instances=instances, baseline_seconds=0.1, tail_seconds=0.1))
+    result = run_module(**fast(system, mode=mode, instances=instances, before_seconds=0.1, after_seconds=0.1))
     assert not result.get('failed'), result['msg']
     assert result['mode'] == expected_mode and result['failed_requests'] == 0
     assert [e['units'] for e in system.log('restart') if 'units' in e] == restart_calls
@@ -420,7 +420,7 @@ def test_mode_auto_and_restart_all_at_once(world, run_module, mode, instances, e
 
 def test_reload_mode(world, run_module):
     system = world({'hello.service': 100})
-    result = run_module(**fast(system, mode='reload', baseline_seconds=0.1, tail_seconds=0.1))
+    result = run_module(**fast(system, mode='reload', before_seconds=0.1, after_seconds=0.1))
     assert not result.get('failed'), result['msg']
     assert result['mode'] == 'reload' and result['pids'] == {'hello.service': {'old': 100, 'new': 100}}
     assert system.state()['units']['hello.service']['reloads'] == 1
@@ -431,7 +431,7 @@ def test_command_mode(world, run_module, tmp_path):
     system = world({'hello.service': 100})
     flag = str(tmp_path / 'ran')
     command = [sys.executable, '-c', 'import sys; open(sys.argv[1], "w").write("ran")', flag]
-    result = run_module(**fast(system, mode='command', command=command, baseline_seconds=0.1, tail_seconds=0.1))
+    result = run_module(**fast(system, mode='command', command=command, before_seconds=0.1, after_seconds=0.1))
     assert not result.get('failed'), result['msg']
     assert result['mode'] == 'command' and result['command'] == command and result['changed'] is True
     with open(flag) as f:
@@ -442,7 +442,7 @@ def test_command_mode(world, run_module, tmp_path):
 
     # A failing command fails the task with its output, and still reports the load.
     failing = [sys.executable, '-c', 'import sys; sys.stderr.write("boom"); sys.exit(3)']
-    result = run_module(**fast(system, mode='command', command=failing, baseline_seconds=0.1, tail_seconds=0.1))
+    result = run_module(**fast(system, mode='command', command=failing, before_seconds=0.1, after_seconds=0.1))
     assert result['failed'] and 'failed with rc 3: boom' in result['msg']
     assert result['changed'] is True and result['requests'] > 0 and result['steps'][0]['rc'] == 3
 
@@ -459,7 +459,7 @@ def test_refused_connections_fail_the_task_with_counts(world, run_module):
     failed = sum(result['failures_by_kind'].values())
     assert result['failed_requests'] == failed
     assert failed == result['phases']['during']['failed'] > 0
-    assert result['phases']['baseline']['failed'] == 0
+    assert result['phases']['before']['failed'] == 0
     assert '%d of %d requests failed (max_failed 0): ' % (failed, result['requests']) in result['msg']
     assert 'connect_refused=%d' % result['failures_by_kind']['connect_refused'] in result['msg']
     assert result['failure_examples'] and result['failure_examples'][0]['kind'] in result['failures_by_kind']
@@ -475,7 +475,7 @@ def test_latency_ratio_bound(world, run_module):
     # Answers take 500 ms longer while the "restart" runs: p99 during >> p99 baseline, with a wide
     # margin because a loaded test machine can push the baseline p99 to tens of milliseconds.
     system = world({'hello.service': 100}, {'*': {'effect': 'slow', 'delay_s': 0.5, 'down_s': 0.6, 'block_s': 0.3}})
-    result = run_module(**fast(system, max_latency_ratio=3, baseline_seconds=0.5))
+    result = run_module(**fast(system, max_latency_ratio=3, before_seconds=0.5))
     details = json.dumps({k: result.get(k) for k in ('msg', 'phases', 'steps', 'latency_ratio', 'warnings')})
     assert result.get('failed') is True, details
     assert result['failures_by_kind']['connect_refused'] == 0 and result['latency_ratio'] > 3, details
@@ -522,7 +522,7 @@ def test_check_mode_does_nothing(world, run_module, tmp_path):
     assert result['changed'] is True and not result.get('failed')
     assert result['mode'] == 'rolling' and result['units'] == ['hello@1.service', 'hello@2.service']
     assert result['target'] == system.target and result['health_target'] == '127.0.0.1:9'
-    assert result['bounds'] == {'max_duration': 20.0, 'max_requests': 50000, 'baseline_seconds': 0.3, 'tail_seconds': 0.3,
+    assert result['bounds'] == {'max_duration': 20.0, 'max_requests': 50000, 'before_seconds': 0.3, 'after_seconds': 0.3,
                                 'ready_timeout': 5.0, 'workers': 2, 'rate': 200.0}
     assert result['report'].startswith('hello: would run a rolling restart of 2 instances under load on unix:')
     assert any('/ignored in health_target is ignored' in w for w in result['warnings'])
@@ -543,8 +543,8 @@ def test_timeline_written_as_json(world, run_module, tmp_path):
     assert len(entries) == result['requests']
     assert set(entries[0]) == {'t_ms', 'latency_ms', 'ok', 'kind', 'status', 'method', 'phase', 'marker'}
     assert [e['t_ms'] for e in entries] == sorted(e['t_ms'] for e in entries)
-    assert {e['phase'] for e in entries} == {'baseline', 'during', 'tail'}
-    for phase in ('baseline', 'during', 'tail'):
+    assert {e['phase'] for e in entries} == {'before', 'during', 'after'}
+    for phase in ('before', 'during', 'after'):
         assert sum(1 for e in entries if e['phase'] == phase) == result['phases'][phase]['requests']
     assert {e['marker'] for e in entries} == {'100', '1001'} and all(e['ok'] for e in entries)
     assert [n for n in os.listdir(str(tmp_path)) if 'timeline' in n] == ['timeline.json']  # no temporary file left
@@ -563,16 +563,17 @@ def test_timeline_written_as_json(world, run_module, tmp_path):
     (dict(workers=65), 'workers must be >= 1 and <= 64, got 65'),
     (dict(max_duration=0), 'max_duration must be > 0 and <= 3600 seconds, got 0'),
     (dict(max_duration=4000), 'max_duration must be > 0 and <= 3600 seconds, got 4000'),
-    (dict(max_duration=0.5), 'max_duration (0.5 s) must exceed baseline_seconds + tail_seconds (0.6 s)'),
+    (dict(max_duration=0.5), 'max_duration (0.5 s) must exceed before_seconds + after_seconds (0.6 s)'),
     (dict(max_requests=0), 'max_requests must be >= 1 and <= 1000000, got 0'),
     (dict(post_ratio=1.5), 'post_ratio must be >= 0 and <= 1, got 1.5'),
     (dict(rate=0), 'rate must be > 0 and <= 1e+06 requests/s, got 0'),
     (dict(timeout=0), 'timeout must be > 0 and <= 300 seconds, got 0'),
     (dict(ready_timeout=-1), 'ready_timeout must be > 0'),
-    (dict(baseline_seconds=-1), 'baseline_seconds must be >= 0'),
+    (dict(before_seconds=-1), 'before_seconds must be >= 0'),
+    (dict(after_seconds=3601), 'after_seconds must be >= 0 and <= 3600 seconds, got 3601'),
     (dict(max_failed=-1), 'max_failed must be >= 0, got -1'),
     (dict(max_latency_ratio=0), 'max_latency_ratio must be > 0'),
-    (dict(max_latency_ratio=2, baseline_seconds=0), 'max_latency_ratio needs a baseline'),
+    (dict(max_latency_ratio=2, before_seconds=0), 'max_latency_ratio needs a baseline: before_seconds must be > 0'),
     (dict(mode='command'), 'mode=command requires command'),
     (dict(mode='restart', command=['true']), 'command is only used with mode=command'),
     (dict(mode='bogus'), 'value of mode must be one of'),
@@ -601,4 +602,13 @@ def test_defaults_and_http_target_path(world, run_module):
     assert result['bounds']['max_duration'] == 120.0 and result['bounds']['max_requests'] == 50000 and result['bounds']['workers'] == 4
     result = run_module(check=True, service='hello', target='http://127.0.0.1/path-ignored')
     assert result['target'] == '127.0.0.1:80' and any('/path-ignored in target is ignored' in w for w in result['warnings'])
+    assert system.log() == []
+
+
+def test_the_old_phase_option_names_are_aliases(world, run_module):
+    # baseline_seconds and tail_seconds were the names of before_seconds and after_seconds: playbooks that use them still work.
+    system = world({'hello.service': 100})
+    result = run_module(check=True, service='hello', baseline_seconds=1.5, tail_seconds=0.5)
+    assert not result.get('failed'), result.get('msg')
+    assert (result['bounds']['before_seconds'], result['bounds']['after_seconds']) == (1.5, 0.5)
     assert system.log() == []

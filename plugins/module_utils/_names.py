@@ -1,0 +1,142 @@
+# Copyright (c) 2026, zerodown.deploy developers
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+"""Every name the collection derives from an app's name (internal): units, sockets, links, nginx files.
+
+The roles (through the ``zerodown.deploy.names`` filter), the templates and
+the modules all build unit names, the proxy-mode link, the pre-flight's
+private socket and nginx's file names here, and nowhere else, so the unit a
+role installs is the unit a module restarts.
+
+Standard library only.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+
+# Where proxy mode keeps the link the public proxy forwards to (persistent: a
+# reboot comes back on the live slot) and the slots' sockets (runtime).
+LINK_DIR = '/var/lib/zerodown'
+SOCKET_DIR = '/run/zerodown'
+LINK_NAME = 'live.sock'
+PREFLIGHT_SOCKET_DIR = '/run/zerodown/preflight'
+PREFLIGHT_SUFFIX = '-preflight'
+UNIT_STAGING_DIR = '/var/lib/zerodown/units'
+# /lib/systemd is /usr/lib/systemd on merged-/usr systems and the real place on
+# older ones, so this path works on both (proxy mode's units run it).
+SOCKET_PROXYD = '/lib/systemd/systemd-socket-proxyd'
+NGINX_STAGING_DIR = '/var/lib/zerodown/nginx'
+
+
+def service_units(name: str, instances: int) -> list:
+    """The service units that run: NAME.service, or NAME@1..N.service sharing NAME.socket."""
+    if int(instances) <= 1:
+        return ['%s.service' % name]
+    return ['%s@%d.service' % (name, index) for index in range(1, int(instances) + 1)]
+
+
+def service_unit_file(name: str, instances: int) -> str:
+    """The unit file behind service_units: NAME.service, or the template NAME@.service."""
+    return '%s@.service' % name if int(instances) > 1 else '%s.service' % name
+
+
+def socket_unit(name: str) -> str:
+    return '%s.socket' % name
+
+
+def link_path(name: str) -> str:
+    """Proxy mode: the fixed path the public proxy forwards to; it points at the live slot's socket."""
+    return os.path.join(LINK_DIR, name, LINK_NAME)
+
+
+def slot_dir(name: str) -> str:
+    return os.path.join(SOCKET_DIR, name)
+
+
+def slot_socket_path(name: str, port: int) -> str:
+    """Proxy mode: the Unix socket of one slot (ListenStream= of NAME-slot@PORT.socket)."""
+    return os.path.join(SOCKET_DIR, name, 'slot-%d.sock' % int(port))
+
+
+class SlotUnits:
+    """Proxy mode: the three units of one slot."""
+
+    def __init__(self, name: str, port: int):
+        self.port = int(port)
+        self.app = '%s-app@%d.service' % (name, self.port)
+        self.socket = '%s-slot@%d.socket' % (name, self.port)
+        self.proxy = '%s-slot@%d.service' % (name, self.port)
+
+    @property
+    def all(self) -> list:
+        """Stop order does not matter in one systemctl call: systemd orders the stop jobs by After=."""
+        return [self.proxy, self.socket, self.app]
+
+    @property
+    def persistent(self) -> list:
+        """What a reboot must start: the slot socket (it starts the slot proxy on demand) and the app."""
+        return [self.socket, self.app]
+
+
+def proxy_unit_files(name: str) -> list:
+    """Proxy mode's unit files besides NAME.socket and NAME.service (the public proxy)."""
+    return ['%s-app@.service' % name, '%s-slot@.socket' % name, '%s-slot@.service' % name]
+
+
+def preflight_name(name: str) -> str:
+    """The pre-flight's units are NAME-preflight.socket and NAME-preflight.service (runtime units)."""
+    return name + PREFLIGHT_SUFFIX
+
+
+def preflight_socket_path(name: str) -> str:
+    return os.path.join(PREFLIGHT_SOCKET_DIR, '%s.sock' % name)
+
+
+def nginx_id(name: str) -> str:
+    """nginx identifiers allow letters, digits and underscores only."""
+    return re.sub(r'[^A-Za-z0-9_]', '_', name)
+
+
+def nginx_upstream(name: str) -> str:
+    return 'zerodown_%s' % nginx_id(name)
+
+
+def nginx_site_file(name: str) -> str:
+    return 'zerodown-%s.conf' % name
+
+
+# Shared by every site: the `zerodown` log format; "00-" sorts it before the sites.
+NGINX_COMMON_FILE = '00-zerodown.conf'
+
+
+def nginx_servers_dir(conf_dir: str, name: str) -> str:
+    """One file per upstream server (include mode); ".servers" keeps it out of conf.d/*.conf."""
+    return os.path.join(conf_dir, '%s.servers' % name)
+
+
+def app_names(name: str, instances: int = 1, mode: str = 'socket', ports=(8001, 8002), conf_dir: str = '/etc/nginx/conf.d') -> dict:
+    """Everything the roles need to know by name for one app, in one dict (the ``names`` filter returns it)."""
+    proxy = mode == 'proxy'
+    multi = int(instances) > 1 and not proxy
+    running = service_units(name, instances if multi else 1)
+    app_unit_file = ('%s-app@.service' % name) if proxy else service_unit_file(name, instances if multi else 1)
+    return {
+        'socket_unit': socket_unit(name),
+        'service_unit_file': service_unit_file(name, instances if multi else 1),
+        'app_unit_file': app_unit_file,
+        'running_units': running,
+        'exposure_unit': SlotUnits(name, list(ports)[0]).app if proxy else running[0],
+        'link': link_path(name),
+        'socket_proxyd': SOCKET_PROXYD,
+        'slot_dir': slot_dir(name),
+        'proxy_unit_files': proxy_unit_files(name),
+        'preflight_name': preflight_name(name),
+        'preflight_socket': preflight_socket_path(name),
+        'nginx_upstream': nginx_upstream(name),
+        'nginx_site': os.path.join(conf_dir, nginx_site_file(name)),
+        'nginx_common': os.path.join(conf_dir, NGINX_COMMON_FILE),
+        'nginx_servers_dir': nginx_servers_dir(conf_dir, name),
+    }

@@ -1,0 +1,115 @@
+# Copyright (c) 2026, zerodown.deploy developers
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+"""The pre-flight (internal; the ``preflight`` module): a candidate release on a private socket, probed, then gone.
+
+"Pre-flight" means this and nothing else: before ``current`` moves, the new
+release starts with the very units the ``socket_service`` role installs (same
+user, environment, hardening, ``Type=``; rendered by the role for the name
+``NAME-preflight`` and a private socket only root may use), and must answer
+its health path several times in a row. The units are runtime units
+(``/run/systemd/system``); whatever happens they are stopped, removed and
+forgotten again, so nothing of the live service is touched either way.
+
+Standard library only.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+
+from ansible_collections.zerodown.deploy.plugins.module_utils._fs import atomic_write
+from ansible_collections.zerodown.deploy.plugins.module_utils._health import NotHealthy, wait_healthy
+from ansible_collections.zerodown.deploy.plugins.module_utils._systemd import SystemdError, stopped_failure
+
+SUCCESSES = 3
+JOURNAL_LINES = 20
+
+
+class PreflightError(Exception):
+    """The candidate did not answer; the message says why, with its log lines."""
+
+    def __init__(self, msg: str, result: dict):
+        super().__init__(msg)
+        self.msg = msg
+        self.result = result
+
+
+class Candidate:
+    """The NAME-preflight units of one run."""
+
+    def __init__(self, systemd, socket_unit: str, service_unit: str, units: dict, endpoint: str, health_path: str,
+                 timeout: float, unit_dir: str = '/run/systemd/system', what: str = '', successes: int = SUCCESSES,
+                 clock=time.monotonic):
+        self.systemd = systemd
+        self.socket_unit = socket_unit
+        self.service_unit = service_unit
+        self.units = dict(units)
+        self.endpoint = endpoint
+        self.health_path = health_path or '/'
+        self.timeout = float(timeout)
+        self.unit_dir = unit_dir
+        self.what = what
+        self.successes = successes
+        self.clock = clock
+
+    def _path(self, unit: str) -> str:
+        return os.path.join(self.unit_dir, unit)
+
+    def watch(self):
+        """Between probes: the candidate must not have died (a crash at boot ends the wait at once)."""
+        try:
+            reason = stopped_failure(self.systemd.show(self.service_unit))
+        except SystemdError as exc:
+            return 'stopped early because %s' % exc
+        return None if reason is None else 'stopped early because %s %s' % (self.service_unit, reason)
+
+    def run(self) -> dict:
+        started_at = time.time()
+        result = {'changed': False, 'units': [self.socket_unit, self.service_unit], 'endpoint': self.endpoint}
+        failure = None
+        try:
+            for unit, text in self.units.items():
+                atomic_write(self._path(unit), text, mode=0o644, durable=False)
+            self.systemd.daemon_reload()
+            # Started explicitly rather than by the first probe, so that a crash at boot shows as a failed unit at once.
+            self.systemd.run('start', [self.socket_unit])
+            start = self.systemd.run('start', [self.service_unit], check=False)
+            if start['rc'] != 0:
+                failure = '%s did not start (%s)' % (self.service_unit, self.systemd.describe(self.service_unit))
+            else:
+                outcome = wait_healthy(self.endpoint, self.health_path, self.clock() + self.timeout, successes=self.successes,
+                                       abort=self.watch, what='the pre-flight timeout', limit=self.timeout)
+                result.update(outcome.to_dict())
+        except NotHealthy as exc:
+            result.update(exc.outcome.to_dict())
+            failure = str(exc)
+        except SystemdError as exc:
+            failure = str(exc)
+        finally:
+            journal = self.systemd.journal([self.service_unit], lines=JOURNAL_LINES, since=started_at) if failure else ''
+            self.clean_up()
+        if failure is not None:
+            message = 'socket_service: pre-flight of %s failed; nothing live was touched. %s' % (_short(self.what), failure)
+            if journal:
+                message += '; last journal lines: ' + journal
+            raise PreflightError(message, result)
+        return result
+
+    def clean_up(self) -> None:
+        """Stop, remove and forget the units, whatever happened (a failed unit stays listed until reset)."""
+        units = [self.service_unit, self.socket_unit]
+        self.systemd.run('stop', units, check=False)
+        for unit in self.units:
+            try:
+                os.unlink(self._path(unit))
+            except FileNotFoundError:
+                pass
+        self.systemd.reset_failed(units)
+        self.systemd.run('daemon-reload', [], check=False)
+
+
+def _short(text: str, limit: int = 120) -> str:
+    return text if len(text) <= limit else text[:limit - 3] + '...'

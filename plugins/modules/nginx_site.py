@@ -1,0 +1,214 @@
+#!/usr/bin/python
+# Copyright (c) 2026, zerodown.deploy developers
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+module: nginx_site
+short_description: Install nginx, test a site against the whole configuration, replace it and reload, in one call
+version_added: 0.1.0
+author: zerodown.deploy developers (@zerodown)
+description:
+  - The backend of the P(zerodown.deploy.nginx_upstream#role) role, which renders the site on the controller and passes it as
+    O(files). Error messages name that role's variables.
+  - Installs O(package) with apt when none of O(package) and O(alternatives) is installed (C(dpkg-query) answers without a package
+    index, so a host whose nginx is installed never needs the network).
+  - Checks every existing Unix socket of O(sockets). nginx's O(user) must be able to connect, and other local users must not.
+  - When the files (and in include mode the server files) equal the live ones, nothing else happens. Otherwise the complete
+    configuration is tested with C(nginx -t) in a throw-away mirror of the configuration directory where the candidates replace
+    the live files, so a change nginx rejects never reaches the live configuration; then the files are replaced atomically, the
+    live configuration is tested once more, and nginx is reloaded (started when it is not running; never restarted).
+extends_documentation_fragment:
+  - zerodown.deploy._attributes
+  - zerodown.deploy._attributes.FILES
+attributes:
+  check_mode:
+    support: full
+  diff_mode:
+    support: full
+  safe_file_operations:
+    support: full
+    details:
+      - Site and server files are replaced atomically (temporary file, V(fsync), V(rename)).
+  idempotent:
+    support: full
+  platform:
+    platforms: debian
+options:
+  name:
+    description: The site's name, for the staging directory and messages.
+    type: str
+    required: true
+  files:
+    description: Absolute path of each live file (inside the directory of O(main_config)) to its wanted content.
+    type: dict
+    required: true
+  servers_dir:
+    description: Include mode, the directory of one file per upstream server (see M(zerodown.deploy.nginx_backend)).
+    type: path
+  servers:
+    description: Include mode, file name to content of every server file; files not listed are removed.
+    type: dict
+  sockets:
+    description: Unix sockets of the upstream to check, where they exist.
+    type: list
+    elements: path
+    default: []
+  user:
+    description: nginx's user (the C(user) of nginx.conf).
+    type: str
+    default: www-data
+  main_config:
+    description: nginx's main configuration file.
+    type: path
+    default: /etc/nginx/nginx.conf
+  staging_dir:
+    description: Where candidates are staged.
+    type: path
+    default: /var/lib/zerodown/nginx
+  package:
+    description: The package installed when no nginx is.
+    type: str
+    default: nginx
+  alternatives:
+    description: Other packages that provide nginx.
+    type: list
+    elements: str
+    default: [nginx-light, nginx-core, nginx-full, nginx-extras]
+  service:
+    description: nginx's systemd unit.
+    type: str
+    default: nginx
+seealso:
+  - module: zerodown.deploy.nginx_backend
+"""
+
+EXAMPLES = r"""
+- name: Put nginx in front of the socket
+  zerodown.deploy.nginx_site:
+    name: hello
+    files:
+      /etc/nginx/conf.d/00-zerodown.conf: "{{ lookup('ansible.builtin.template', 'common.conf.j2') }}"
+      /etc/nginx/conf.d/zerodown-hello.conf: "{{ lookup('ansible.builtin.template', 'site.conf.j2') }}"
+    sockets: [/run/hello/hello.sock]
+"""
+
+RETURN = r"""
+changed_files:
+  description: Live files that differed (replaced unless in check mode).
+  returned: always
+  type: list
+  elements: str
+changed_servers:
+  description: Include mode, server files that differed or were removed.
+  returned: always
+  type: list
+  elements: str
+installed_package:
+  description: The package that was installed, or null.
+  returned: always
+  type: str
+reloaded:
+  description: Whether nginx was reloaded (or started).
+  returned: always
+  type: bool
+"""
+
+import os
+
+from ansible.module_utils.basic import AnsibleModule
+
+from ansible_collections.zerodown.deploy.plugins.module_utils._nginx import SiteError, Site, socket_problems, mirror_test
+from ansible_collections.zerodown.deploy.plugins.module_utils._systemd import Systemd, SystemdError
+
+
+def installed_packages(module, names: list) -> list:
+    rc, out, dummy = module.run_command(['dpkg-query', '--show', '--showformat=${Package} ${db:Status-Status}\\n'] + names)
+    return [line.split()[0] for line in out.splitlines() if line.strip().endswith(' installed')]
+
+
+def install_nginx(module, package: str) -> None:
+    env = {'DEBIAN_FRONTEND': 'noninteractive', 'LC_ALL': 'C'}
+    for argv in (['apt-get', 'update', '-q'], ['apt-get', 'install', '-y', '-q', package]):
+        rc, out, err = module.run_command(argv, environ_update=env)
+        if rc != 0:
+            raise SiteError('nginx_upstream: %s failed with rc %d: %s' % (' '.join(argv), rc, (err or out).strip()[-1500:]))
+
+
+def run(module) -> dict:
+    params = module.params
+    result = {'changed': False, 'changed_files': [], 'changed_servers': [], 'installed_package': None, 'reloaded': False}
+    if not installed_packages(module, [params['package']] + params['alternatives']):
+        result['installed_package'] = params['package']
+        result['changed'] = True
+        if module.check_mode:
+            return result
+        install_nginx(module, params['package'])
+    problems = socket_problems(params['sockets'], params['user'])
+    if problems:
+        raise SiteError(' | '.join(problems))
+    site = Site(params['name'], params['files'], params['main_config'], params['staging_dir'], params['servers_dir'], params['servers'])
+    result['changed_files'] = site.changed_files
+    result['changed_servers'] = site.changed_servers
+    if module._diff:
+        result['diff'] = site.diff()
+    systemd = Systemd.for_module(module)
+    running = systemd.is_active(params['service'])
+    if not site.changed and running:
+        return result
+    result['changed'] = True
+    if module.check_mode:
+        return result
+    nginx = module.get_bin_path('nginx', required=True, opt_dirs=['/usr/sbin'])
+    if site.changed:
+        rc, said = mirror_test(module.run_command, nginx, params['main_config'], site.write_stage())
+        if rc != 0:
+            raise SiteError('nginx_upstream: the new configuration of %s failed `nginx -t` (%s); the live configuration and the served '
+                            'traffic are unchanged. nginx said: %s' % (params['name'], site.describe_test(), said))
+        site.install()
+        rc, out, err = module.run_command([nginx, '-t', '-q'])
+        if rc != 0:
+            raise SiteError('nginx_upstream: the live configuration failed `nginx -t` after the tested files were installed: %s'
+                            % (err or out).strip())
+    if not systemd.is_enabled([params['service']]):
+        systemd.run('enable', [params['service']])
+    # Starting a stopped nginx is not a restart: nothing was being served. A running one only ever reloads.
+    systemd.run('reload' if running else 'start', [params['service']])
+    result['reloaded'] = True
+    return result
+
+
+def main() -> None:
+    module = AnsibleModule(
+        argument_spec=dict(
+            name=dict(type='str', required=True),
+            files=dict(type='dict', required=True),
+            servers_dir=dict(type='path'),
+            servers=dict(type='dict'),
+            sockets=dict(type='list', elements='path', default=[]),
+            user=dict(type='str', default='www-data'),
+            main_config=dict(type='path', default='/etc/nginx/nginx.conf'),
+            staging_dir=dict(type='path', default='/var/lib/zerodown/nginx'),
+            package=dict(type='str', default='nginx'),
+            alternatives=dict(type='list', elements='str', default=['nginx-light', 'nginx-core', 'nginx-full', 'nginx-extras']),
+            service=dict(type='str', default='nginx'),
+        ),
+        required_together=[('servers_dir', 'servers')],
+        supports_check_mode=True,
+    )
+    for path in module.params['files']:
+        if not os.path.isabs(path):
+            module.fail_json(msg='files: %r is not an absolute path' % path)
+    try:
+        result = run(module)
+    except SiteError as exc:
+        module.fail_json(msg=str(exc))
+    except SystemdError as exc:
+        module.fail_json(msg='nginx_upstream: %s' % exc)
+    module.exit_json(**result)
+
+
+if __name__ == '__main__':
+    main()

@@ -1,0 +1,148 @@
+#!/usr/bin/python
+# Copyright (c) 2026, zerodown.deploy developers
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+module: preflight
+short_description: Start a candidate release on a private socket, probe its health path, and remove it again
+version_added: 0.1.0
+author: zerodown.deploy developers (@zerodown)
+description:
+  - Before a deploy switches C(current), the candidate release must serve. This module writes the given runtime units (the
+    P(zerodown.deploy.socket_service#role) role renders them for C(NAME-preflight) and a private socket only root may use),
+    starts them, and probes O(health_path) through O(endpoint) until it answered 2xx O(successes) times in a row.
+  - A candidate that does not start, dies, or does not answer within O(timeout) fails the task with its unit state and its last
+    log lines.
+  - Whatever happens, the units are stopped, removed, reset and unloaded again. Nothing of the live service is touched.
+extends_documentation_fragment:
+  - zerodown.deploy._attributes
+attributes:
+  check_mode:
+    support: full
+    details:
+      - In check mode nothing is started; the result says what would be probed.
+  diff_mode:
+    support: none
+  idempotent:
+    support: full
+    details:
+      - It leaves nothing behind, so it reports no change.
+options:
+  units:
+    description: Unit file name to content; exactly the socket and the service of the candidate.
+    type: dict
+    required: true
+  socket:
+    description: The candidate's socket unit, a key of O(units).
+    type: str
+    required: true
+  service:
+    description: The candidate's service unit, a key of O(units).
+    type: str
+    required: true
+  endpoint:
+    description: Where the candidate listens, such as V(unix:/run/zerodown/preflight/hello.sock).
+    type: str
+    required: true
+  health_path:
+    description: Path that must answer 2xx.
+    type: str
+    default: /
+  successes:
+    description: Consecutive 2xx answers needed.
+    type: int
+    default: 3
+  timeout:
+    description: Seconds the candidate has to answer.
+    type: float
+    default: 60
+  unit_dir:
+    description: Where the runtime units are written.
+    type: path
+    default: /run/systemd/system
+  description:
+    description: What is pre-flighted (the command line), for the failure message.
+    type: str
+    default: ''
+seealso:
+  - module: zerodown.deploy.service_units
+  - module: zerodown.deploy.health_check
+"""
+
+EXAMPLES = r"""
+- name: Pre-flight the candidate on a private socket
+  zerodown.deploy.preflight:
+    units:
+      hello-preflight.socket: "{{ lookup('ansible.builtin.template', 'socket.j2') }}"
+      hello-preflight.service: "{{ lookup('ansible.builtin.template', 'service.j2') }}"
+    socket: hello-preflight.socket
+    service: hello-preflight.service
+    endpoint: unix:/run/zerodown/preflight/hello.sock
+    health_path: /health
+"""
+
+RETURN = r"""
+units:
+  description: The candidate's units (removed again).
+  returned: always
+  type: list
+  elements: str
+endpoint:
+  description: Where the candidate was probed.
+  returned: always
+  type: str
+attempts:
+  description: Number of probes.
+  returned: when probed
+  type: int
+answers:
+  description: Tally of the answers by kind, such as C(HTTP 200) and its count.
+  returned: when probed
+  type: dict
+elapsed_s:
+  description: Seconds the probing took.
+  returned: when probed
+  type: float
+"""
+
+from ansible.module_utils.basic import AnsibleModule
+
+from ansible_collections.zerodown.deploy.plugins.module_utils._preflight import Candidate, PreflightError
+from ansible_collections.zerodown.deploy.plugins.module_utils._systemd import Systemd
+
+
+def main() -> None:
+    module = AnsibleModule(
+        argument_spec=dict(
+            units=dict(type='dict', required=True),
+            socket=dict(type='str', required=True),
+            service=dict(type='str', required=True),
+            endpoint=dict(type='str', required=True),
+            health_path=dict(type='str', default='/'),
+            successes=dict(type='int', default=3),
+            timeout=dict(type='float', default=60),
+            unit_dir=dict(type='path', default='/run/systemd/system'),
+            description=dict(type='str', default=''),
+        ),
+        supports_check_mode=True,
+    )
+    params = module.params
+    if set(params['units']) != set([params['socket'], params['service']]):
+        module.fail_json(msg='units must hold exactly the socket %s and the service %s' % (params['socket'], params['service']))
+    if module.check_mode:
+        module.exit_json(changed=False, units=[params['socket'], params['service']], endpoint=params['endpoint'])
+    candidate = Candidate(Systemd.for_module(module), params['socket'], params['service'], params['units'], params['endpoint'],
+                          params['health_path'], params['timeout'], unit_dir=params['unit_dir'], what=params['description'],
+                          successes=params['successes'])
+    try:
+        result = candidate.run()
+    except PreflightError as exc:
+        module.fail_json(msg=exc.msg, **exc.result)
+    module.exit_json(**result)
+
+
+if __name__ == '__main__':
+    main()

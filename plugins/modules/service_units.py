@@ -1,0 +1,280 @@
+#!/usr/bin/python
+# Copyright (c) 2026, zerodown.deploy developers
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+module: service_units
+short_description: Verify, install and start the units of a socket-activated service in one call
+version_added: 0.1.0
+author: zerodown.deploy developers (@zerodown)
+description:
+  - The backend of the P(zerodown.deploy.socket_service#role) role, which renders the unit files on the controller and passes
+    them as O(units). Error messages name that role's variables.
+  - Files identical to the installed ones are not staged or verified again. Otherwise every file is staged in
+    O(staging_dir)/O(name)/, checked together with C(systemd-analyze verify) (a warning such as C(Unknown key) fails too), and
+    O(exposure_file) is scored with C(systemd-analyze security --offline=yes) against O(exposure_limit). Nothing is installed
+    unless all of it passes.
+  - A changed socket unit of a listening socket, or a change to the public proxy of proxy mode, is refused unless
+    O(allow_socket_restart), since either restart drops connections.
+  - The verified files are installed atomically, units of this app that run but are not in O(services) are stopped and
+    disabled, the files in O(obsolete) are removed, and systemd is reloaded.
+  - With O(state=started), C(net.core.somaxconn) is raised to O(backlog), the socket and O(services) are enabled and started,
+    and services that were running with a changed unit file are restarted one at a time, each waiting until it is active with a
+    new main PID and answers O(health_path) through O(health_endpoint), when O(restart_on_change). Proxy mode starts a slot with
+    the blue/green switch of M(zerodown.deploy.blue_green), or switches slots when an app unit changed.
+  - A service that does not become ready fails the task with its unit state and log lines, and says so when the failure looks
+    caused by hardening.
+extends_documentation_fragment:
+  - zerodown.deploy._attributes
+  - zerodown.deploy._attributes.FILES
+attributes:
+  check_mode:
+    support: full
+    details:
+      - Reports which files would change and whether a guard would refuse; stages and verifies nothing.
+  diff_mode:
+    support: full
+  safe_file_operations:
+    support: full
+    details:
+      - Unit files are replaced atomically (temporary file, V(fsync), V(rename)).
+  idempotent:
+    support: full
+options:
+  name:
+    description: Base name of the service (C(NAME.socket), C(NAME.service) or C(NAME@.service)).
+    type: str
+    required: true
+  units:
+    description: Unit file name to content, for every unit file of O(mode). Must contain O(socket).
+    type: dict
+    required: true
+  mode:
+    description: V(socket) (the app takes the socket) or V(proxy) (systemd-socket-proxyd in front of two slots).
+    type: str
+    choices: [socket, proxy]
+    default: socket
+  socket:
+    description: The socket unit. Default C(NAME.socket).
+    type: str
+  services:
+    description: The service units that must run, such as V([hello.service]) or V([hello@1.service, hello@2.service]).
+    type: list
+    elements: str
+    required: true
+  obsolete:
+    description: Unit files of the other modes and shapes, removed when present.
+    type: list
+    elements: str
+    default: []
+  unit_dir:
+    description: Where the units are installed.
+    type: path
+    default: /etc/systemd/system
+  staging_dir:
+    description: Where the candidate files are staged and verified.
+    type: path
+    default: /var/lib/zerodown/units
+  state:
+    description: V(installed) stops after installing; V(started) also starts and waits for readiness.
+    type: str
+    choices: [installed, started]
+    default: started
+  restart_on_change:
+    description: Restart running services whose unit file changed (one at a time).
+    type: bool
+    default: true
+  allow_socket_restart:
+    description: Allow restarting a listening socket or the public proxy to apply a change.
+    type: bool
+    default: false
+  exposure_file:
+    description: The unit file in O(units) to score offline before installing.
+    type: str
+  exposure_unit:
+    description: The running unit to score after starting (when the files changed or a drop-in exists).
+    type: str
+  exposure_limit:
+    description: The highest exposure score allowed; no limit when not set.
+    type: float
+  hardening_profile:
+    description: The name of the hardening profile, for messages.
+    type: str
+    default: default
+  hardening_strict:
+    description: Whether the strict tier is on, for messages.
+    type: bool
+    default: false
+  health_endpoint:
+    description: Where readiness is probed, such as V(unix:/run/hello.sock) or V(127.0.0.1:8000).
+    type: str
+  health_path:
+    description: Path that must answer 2xx before a service counts as ready; empty for none.
+    type: str
+    default: ''
+  ready_timeout:
+    description: Seconds each readiness wait may take.
+    type: float
+    default: 60
+  backlog:
+    description: The socket's C(Backlog=); C(net.core.somaxconn) is raised to it when lower.
+    type: int
+  manage_somaxconn:
+    description: Raise C(net.core.somaxconn) to O(backlog) (a file in C(/etc/sysctl.d) and C(sysctl --load)).
+    type: bool
+    default: true
+  proxy:
+    description:
+      - Proxy mode settings, as for M(zerodown.deploy.blue_green)
+    type: dict
+    suboptions:
+      ports:
+        description: The two slot ports.
+        type: list
+        elements: int
+      drain_timeout:
+        description: Seconds to wait for the old slot's connections after a switch.
+        type: float
+        default: 30
+      health_path:
+        description: Path a new slot must answer before it goes live.
+        type: str
+        default: /
+seealso:
+  - module: zerodown.deploy.blue_green
+  - module: zerodown.deploy.preflight
+"""
+
+EXAMPLES = r"""
+- name: Install and start the units of hello
+  zerodown.deploy.service_units:
+    name: hello
+    units:
+      hello.socket: "{{ lookup('ansible.builtin.template', 'socket.j2') }}"
+      hello.service: "{{ lookup('ansible.builtin.template', 'service.j2') }}"
+    services: [hello.service]
+    obsolete: [hello@.service]
+    exposure_file: hello.service
+    exposure_unit: hello.service
+    exposure_limit: 1.5
+    health_endpoint: unix:/run/hello.sock
+    health_path: /healthz
+    backlog: 4096
+"""
+
+RETURN = r"""
+changed_units:
+  description: The unit files that differed from the installed ones (installed unless in check mode).
+  returned: always
+  type: list
+  elements: str
+removed_units:
+  description: Files of O(obsolete) that were present (removed unless in check mode).
+  returned: always
+  type: list
+  elements: str
+verified:
+  description: Whether the staged files were verified (false when nothing changed).
+  returned: always
+  type: bool
+stopped:
+  description: Units of this app that ran without being wanted and were stopped and disabled.
+  returned: always
+  type: list
+  elements: str
+started:
+  description: Units that were not running and were started.
+  returned: always
+  type: list
+  elements: str
+restarted:
+  description: Services restarted one at a time because their unit file changed.
+  returned: always
+  type: list
+  elements: str
+socket_restarted:
+  description: Whether the socket was restarted (only with O(allow_socket_restart)).
+  returned: always
+  type: bool
+somaxconn:
+  description: The value C(net.core.somaxconn) was raised to, or null.
+  returned: always
+  type: int
+staged_exposure:
+  description: The offline exposure score of the staged O(exposure_file), or null when nothing was staged.
+  returned: always
+  type: float
+exposure:
+  description: The exposure score of the running O(exposure_unit), or null when it was not scored.
+  returned: always
+  type: float
+slot:
+  description: Proxy mode, what the blue/green start or switch returned.
+  returned: always
+  type: dict
+"""
+
+from ansible.module_utils.basic import AnsibleModule
+
+from ansible_collections.zerodown.deploy.plugins.module_utils._bluegreen import Switch
+from ansible_collections.zerodown.deploy.plugins.module_utils._systemd import Systemd
+from ansible_collections.zerodown.deploy.plugins.module_utils._units import Rollout, Spec, UnitsError
+
+
+def main() -> None:
+    module = AnsibleModule(
+        argument_spec=dict(
+            name=dict(type='str', required=True),
+            units=dict(type='dict', required=True),
+            mode=dict(type='str', choices=['socket', 'proxy'], default='socket'),
+            socket=dict(type='str'),
+            services=dict(type='list', elements='str', required=True),
+            obsolete=dict(type='list', elements='str', default=[]),
+            unit_dir=dict(type='path', default='/etc/systemd/system'),
+            staging_dir=dict(type='path', default='/var/lib/zerodown/units'),
+            state=dict(type='str', choices=['installed', 'started'], default='started'),
+            restart_on_change=dict(type='bool', default=True),
+            allow_socket_restart=dict(type='bool', default=False),
+            exposure_file=dict(type='str'),
+            exposure_unit=dict(type='str'),
+            exposure_limit=dict(type='float'),
+            hardening_profile=dict(type='str', default='default'),
+            hardening_strict=dict(type='bool', default=False),
+            health_endpoint=dict(type='str'),
+            health_path=dict(type='str', default=''),
+            ready_timeout=dict(type='float', default=60),
+            backlog=dict(type='int'),
+            manage_somaxconn=dict(type='bool', default=True),
+            proxy=dict(type='dict', options=dict(
+                ports=dict(type='list', elements='int'),
+                drain_timeout=dict(type='float', default=30),
+                health_path=dict(type='str', default='/'),
+            )),
+        ),
+        supports_check_mode=True,
+    )
+    params = module.params
+    systemd = Systemd.for_module(module)
+    rollout = None
+    try:
+        spec = Spec(params)
+        proxy = params['proxy'] or {}
+
+        def switch_factory():
+            return Switch(spec.name, proxy.get('ports') or [8001, 8002], systemd, health_path=proxy.get('health_path') or '/',
+                          ready_timeout=spec.ready_timeout, drain_timeout=proxy.get('drain_timeout') or 30, warn=module.warn)
+
+        rollout = Rollout(spec, systemd, check_mode=module.check_mode, switch_factory=switch_factory, warn=module.warn)
+        result = rollout.run()
+    except UnitsError as exc:
+        module.fail_json(msg=exc.msg, **(rollout.result if rollout else {}))
+    if module._diff:
+        result['diff'] = rollout.diff()
+    module.exit_json(**result)
+
+
+if __name__ == '__main__':
+    main()

@@ -1,0 +1,131 @@
+# Copyright (c) 2026, zerodown.deploy developers
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+"""Tests of module_utils/_preflight: the candidate on a private socket, probed, and always removed.
+
+The candidate's "socket" is a real Unix socket served by a small HTTP server
+in the test (conftest's helpers), systemd is a fake, and the unit files go to
+a temporary directory.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from http.server import BaseHTTPRequestHandler
+from socketserver import ThreadingMixIn, UnixStreamServer
+
+import pytest
+
+from ansible_collections.zerodown.deploy.plugins.module_utils._preflight import Candidate, PreflightError
+
+
+class _Server(ThreadingMixIn, UnixStreamServer):
+    daemon_threads = True
+
+
+def serve(path, status):
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self):  # noqa: N802 (the name http.server calls)
+            self.send_response(status)
+            self.send_header('Content-Length', '2')
+            self.end_headers()
+            self.wfile.write(b'ok')
+
+        def log_message(self, *args):
+            pass
+
+        def address_string(self):
+            return 'unix'
+
+    server = _Server(path, Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server
+
+
+class FakeSystemd:
+    def __init__(self, start_rc=0, state='active', journal=''):
+        self.start_rc = start_rc
+        self.state = state
+        self.journal_text = journal
+        self.calls = []
+
+    def daemon_reload(self):
+        self.calls.append(('daemon-reload',))
+
+    def run(self, verb, units, check=True, extra=()):
+        self.calls.append((verb,) + tuple(units))
+        rc = self.start_rc if verb == 'start' and units[0].endswith('.service') else 0
+        return {'rc': rc}
+
+    def show(self, unit):
+        return {'LoadState': 'loaded', 'ActiveState': self.state, 'Result': 'exit-code' if self.state == 'failed' else 'success',
+                'ExecMainStatus': '1' if self.state == 'failed' else '0'}
+
+    def describe(self, unit):
+        return '%s: ActiveState=%s' % (unit, self.state)
+
+    def journal(self, units, lines=20, since=None):
+        return self.journal_text
+
+    def reset_failed(self, units):
+        self.calls.append(('reset-failed',) + tuple(units))
+
+
+def candidate(tmp_path, systemd, endpoint, timeout=2.0):
+    units = {'hello-preflight.socket': '[Socket]\n', 'hello-preflight.service': '[Service]\n'}
+    return Candidate(systemd, 'hello-preflight.socket', 'hello-preflight.service', units, endpoint, '/health', timeout,
+                     unit_dir=str(tmp_path), what='/usr/bin/gunicorn app')
+
+
+def assert_cleaned_up(tmp_path, systemd):
+    assert os.listdir(tmp_path) == [] or all(not name.startswith('hello-preflight') for name in os.listdir(tmp_path))
+    assert ('stop', 'hello-preflight.service', 'hello-preflight.socket') in systemd.calls
+    assert ('reset-failed', 'hello-preflight.service', 'hello-preflight.socket') in systemd.calls
+    assert systemd.calls[-1] == ('daemon-reload',)
+
+
+def test_a_healthy_candidate_passes_and_is_removed(tmp_path, sock_dir):
+    path = os.path.join(sock_dir, 'pf.sock')
+    server = serve(path, 200)
+    try:
+        systemd = FakeSystemd()
+        result = candidate(tmp_path, systemd, 'unix:' + path).run()
+    finally:
+        server.shutdown()
+    assert result['answers'] == {'HTTP 200': 3} and result['changed'] is False
+    # Started explicitly, socket first: a crash at boot shows at once.
+    assert systemd.calls[:3] == [('daemon-reload',), ('start', 'hello-preflight.socket'), ('start', 'hello-preflight.service')]
+    assert_cleaned_up(tmp_path, systemd)
+
+
+def test_a_candidate_that_answers_500_fails_and_is_removed(tmp_path, sock_dir):
+    path = os.path.join(sock_dir, 'pf.sock')
+    server = serve(path, 500)
+    try:
+        systemd = FakeSystemd(journal='Traceback: boom')
+        with pytest.raises(PreflightError) as exc:
+            candidate(tmp_path, systemd, 'unix:' + path, timeout=0.5).run()
+    finally:
+        server.shutdown()
+    assert exc.value.msg.startswith('socket_service: pre-flight of /usr/bin/gunicorn app failed; nothing live was touched.')
+    assert 'HTTP 500' in exc.value.msg and 'last journal lines: Traceback: boom' in exc.value.msg
+    assert_cleaned_up(tmp_path, systemd)
+
+
+def test_a_candidate_that_dies_ends_the_wait_at_once(tmp_path, sock_dir):
+    systemd = FakeSystemd(state='failed', journal='RuntimeError: crash_at_boot')
+    with pytest.raises(PreflightError) as exc:
+        candidate(tmp_path, systemd, 'unix:' + os.path.join(sock_dir, 'none.sock'), timeout=30).run()
+    assert 'stopped early because hello-preflight.service failed' in exc.value.msg
+    assert 'crash_at_boot' in exc.value.msg
+    assert_cleaned_up(tmp_path, systemd)
+
+
+def test_a_candidate_that_does_not_start_fails_with_its_state(tmp_path, sock_dir):
+    systemd = FakeSystemd(start_rc=1, state='failed')
+    with pytest.raises(PreflightError) as exc:
+        candidate(tmp_path, systemd, 'unix:' + os.path.join(sock_dir, 'none.sock')).run()
+    assert 'hello-preflight.service did not start' in exc.value.msg
+    assert_cleaned_up(tmp_path, systemd)

@@ -1,0 +1,355 @@
+# Copyright (c) 2026, zerodown.deploy developers
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+"""Tests of module_utils/_release: the release state machine, driven through ReleaseManager (the module's tests are in
+tests/unit/plugins/modules/test_release.py)."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import threading
+
+import pytest
+
+from ansible_collections.zerodown.deploy.plugins.module_utils import _release
+from ansible_collections.zerodown.deploy.plugins.module_utils._lock import FileLock
+from ansible_collections.zerodown.deploy.plugins.module_utils._release import ReleaseError, validate_release_id
+from ansible_collections.zerodown.deploy.tests.unit.plugins.module_utils.release_tree import current_of, deploy, manifest, mgr, set_mtimes, statuses
+
+
+@pytest.fixture
+def base(tmp_path):
+    return tmp_path / 'srv' / 'shop'
+
+
+# ------------------------------------------------------------------ ID validation
+
+@pytest.mark.parametrize('bad', ['../x', 'a/b', '.', '..', '', ' ', 'a b', '-rf', '.hidden', 'x' * 129, 'a\nb', 'rel\x00',
+                                 '/abs', 'ü', 'abc\n', 'abc/', None, 42])
+def test_invalid_ids_rejected(bad):
+    with pytest.raises(ReleaseError, match='Invalid release ID'):
+        validate_release_id(bad)
+
+
+@pytest.mark.parametrize('good', ['20261121T101500Z-3f2a9c1', 'v1.2.3', 'a', 'A_b-c.d', 'x' * 128, '1'])
+def test_valid_ids_accepted(good):
+    assert validate_release_id(good) == good
+
+
+# ------------------------------------------------------------------ prepare
+
+def test_prepare_without_revision_uses_timestamp_and_suffixes(base):
+    def clock():
+        return 1795256100.0  # 2026-11-21T10:15:00Z
+
+    first = mgr(base, clock=clock).prepare()
+    second = mgr(base, clock=clock).prepare()
+    third = mgr(base, clock=clock).prepare()
+    assert first['release'] == '20261121T101500Z'
+    assert second['release'] == '20261121T101500Z-2'
+    assert third['release'] == '20261121T101500Z-3'
+    with_rev = mgr(base, clock=clock).prepare(revision='ab/cd!ef-0123')
+    assert with_rev['release'] == '20261121T101500Z-abcdef0'
+
+
+# ------------------------------------------------------------------ switch
+
+def test_switch_atomic_under_concurrent_reader(base):
+    """A reader never sees current missing or dangling during 2000 switches made by the module."""
+    deploy(base, 'a')
+    deploy(base, 'b')
+    current = os.path.join(str(base), 'current')
+    stop = threading.Event()
+    failures = []
+    seen = set()
+
+    def reader():
+        while not stop.is_set():
+            try:
+                target = os.readlink(current)
+                os.stat(current)
+                seen.add(target)
+            except OSError as exc:  # pragma: no cover - the failure being tested for
+                failures.append(repr(exc))
+
+    thread = threading.Thread(target=reader)
+    thread.start()
+    try:
+        for i in range(2000):
+            res = mgr(base).switch('a' if i % 2 == 0 else 'b')
+            assert res['changed'] is True
+    finally:
+        stop.set()
+        thread.join()
+    assert len(failures) == 0
+    assert seen == {'releases/a', 'releases/b'}
+    assert not [n for n in os.listdir(str(base)) if n.startswith('.') and n != '.zerodown']
+
+
+# ------------------------------------------------------------------ rollback
+
+def test_rollback_prefers_most_recently_switched_among_older(base):
+    for rid in ('r1', 'r2', 'r3'):
+        mgr(base).prepare(rid)
+    mgr(base).switch('r2')
+    mgr(base).switch('r1')
+    mgr(base).switch('r3')
+    set_mtimes(base, ['r2', 'r3', 'r1'])
+    res = mgr(base).rollback()
+    assert res['current'] == 'r1'  # r1 was live right before r3, although r2 was created later
+
+
+def test_rollback_never_chooses_bad_or_unfinished(base):
+    deploy(base, 'r1')
+    mgr(base).prepare('r2')  # unfinished, never live
+    deploy(base, 'r3')
+    deploy(base, 'r4')
+    mgr(base).mark_bad('r3')
+    res = mgr(base).rollback()
+    assert res['current'] == 'r1'
+
+
+def test_rollback_repairs_dangling_current(base):
+    deploy(base, 'r1')
+    deploy(base, 'r2')
+    os.rename(os.path.join(str(base), 'releases', 'r2'), os.path.join(str(base), 'gone'))
+    info = mgr(base).info()
+    assert info['current'] is None
+    res = mgr(base).rollback()
+    assert res['current'] == 'r1' and current_of(base) == 'releases/r1'
+
+
+# ------------------------------------------------------------------ prune
+
+def test_prune_bad_and_unfinished_do_not_count(base):
+    deploy(base, 'g1')
+    deploy(base, 'g2')
+    mgr(base).prepare('u1')
+    mgr(base).prepare('b1')
+    mgr(base).mark_bad('b1')
+    deploy(base, 'g3')
+    mgr(base).prepare('b2')
+    mgr(base).mark_bad('b2')
+    mgr(base).prepare('u2')  # newest: maybe a deploy in progress
+    res = mgr(base).prune(3)
+    assert res['removed'] == ['u1', 'b1', 'b2']
+    assert sorted(statuses(res)) == ['g1', 'g2', 'g3', 'u2']
+    assert statuses(res)['u2'] == 'unfinished'
+
+
+def test_prune_keeps_newest_unfinished_only(base):
+    deploy(base, 'g1')
+    mgr(base).prepare('u1')
+    mgr(base).prepare('u2')
+    res = mgr(base).prune(1)
+    assert res['removed'] == ['u1']
+    deploy(base, 'g2')
+    res = mgr(base).prune(1)
+    assert res['removed'] == ['u2']
+    assert sorted(statuses(res)) == ['g1', 'g2']  # g1: previous good, g2: current
+
+
+def test_prune_never_removes_current_even_if_marked_bad_externally(base):
+    deploy(base, 'r1')
+    deploy(base, 'r2')
+    deploy(base, 'r3')
+    data = manifest(base)
+    data['releases']['r3']['status'] = 'bad'
+    with open(os.path.join(str(base), '.zerodown', 'manifest.json'), 'w') as f:
+        json.dump(data, f)
+    deploy_other = mgr(base)
+    res = deploy_other.prune(1)
+    assert 'r3' not in res['removed'] and os.path.isdir(os.path.join(str(base), 'releases', 'r3'))
+    assert any('marked bad' in w for w in deploy_other.warnings)
+
+
+def test_prune_cleans_leftovers_of_interrupted_prune(base):
+    deploy(base, 'r1')
+    leftover = os.path.join(str(base), 'releases', '.prune-r0.del-1-abc')
+    os.makedirs(os.path.join(leftover, 'sub'))
+    ro = os.path.join(leftover, 'sub')
+    with open(os.path.join(ro, 'f'), 'w') as f:
+        f.write('x')
+    os.chmod(ro, 0o500)
+    res = mgr(base).prune(5)
+    assert res['changed'] is True and res['removed'] == []
+    assert not os.path.lexists(leftover)
+
+
+def test_prune_interrupted_before_delete_is_finished_by_next_prune(base, monkeypatch):
+    for i in range(1, 5):
+        deploy(base, 'r%d' % i)
+    releases = os.path.join(str(base), 'releases')
+    # simulate a crash between the rename to the hidden name and the deletion
+    monkeypatch.setattr(_release, '_rmtree', lambda path: None)
+    res = mgr(base).prune(1)
+    assert res['removed'] == ['r1', 'r2']
+    hidden = sorted(n for n in os.listdir(releases) if n.startswith('.'))
+    assert len(hidden) == 2 and all(n.startswith('.prune-') for n in hidden)
+    assert sorted(statuses(mgr(base).info())) == ['r3', 'r4']  # hidden ones are not releases
+    monkeypatch.undo()
+    res = mgr(base).prune(1)
+    assert res['changed'] is True and res['removed'] == []
+    assert sorted(os.listdir(releases)) == ['r3', 'r4']
+
+
+# ------------------------------------------------------------------ manifest recovery
+
+def test_manifest_rebuild_on_switch_to_current_reports_change(base):
+    deploy(base, 'v1')
+    os.unlink(os.path.join(str(base), '.zerodown', 'manifest.json'))
+    res = mgr(base).switch('v1')
+    assert res['changed'] is True and res['manifest_rebuilt'] is True
+    res = mgr(base).switch('v1')
+    assert res['changed'] is False and res['manifest_rebuilt'] is False
+
+
+def test_manifest_drops_vanished_and_adopts_foreign(base):
+    deploy(base, 'r1')
+    deploy(base, 'r2')
+    deploy(base, 'r3')
+    shutil.rmtree(os.path.join(str(base), 'releases', 'r1'))
+    os.mkdir(os.path.join(str(base), 'releases', 'manual'))
+    m = mgr(base)
+    res = m.info()
+    assert statuses(res) == {'manual': 'unknown', 'r2': 'good', 'r3': 'good'}
+    assert res['manifest_rebuilt'] is False
+    assert any('r1' in w and 'gone' in w for w in m.warnings)
+    assert any('manual' in w and 'adopted' in w for w in m.warnings)
+    assert [r['id'] for r in res['releases']][0] == 'manual'  # adopted ones sort as oldest
+    mgr(base).prune(5)
+    assert set(manifest(base)['releases']) == {'manual', 'r2', 'r3'}
+
+
+def test_manifest_ignores_non_release_entries(base):
+    deploy(base, 'r1')
+    rel = os.path.join(str(base), 'releases')
+    with open(os.path.join(rel, 'README'), 'w') as f:
+        f.write('x')
+    os.mkdir(os.path.join(rel, 'bad name'))
+    os.symlink('r1', os.path.join(rel, 'alias'))
+    assert sorted(statuses(mgr(base).info())) == ['r1']
+
+
+def test_interrupted_switch_is_adopted_as_good(base):
+    deploy(base, 'r1')
+    mgr(base).prepare('r2')
+    os.unlink(os.path.join(str(base), 'current'))
+    os.symlink('releases/r2', os.path.join(str(base), 'current'))  # as if we crashed after the rename
+    m = mgr(base)
+    res = m.info()
+    assert statuses(res)['r2'] == 'good' and res['current'] == 'r2'
+
+
+def test_absolute_current_link_is_understood(base):
+    deploy(base, 'r1')
+    os.unlink(os.path.join(str(base), 'current'))
+    os.symlink(os.path.join(str(base), 'releases', 'r1'), os.path.join(str(base), 'current'))
+    assert mgr(base).info()['current'] == 'r1'
+    assert mgr(base).switch('r1')['changed'] is False
+
+
+# ------------------------------------------------------------------ the short lock
+
+def test_short_lock_is_released_after_each_run(base):
+    deploy(base, 'r1')
+    with FileLock(os.path.join(str(base), '.zerodown', 'lock'), timeout=0):
+        pass
+    assert not os.path.exists(os.path.join(str(base), '.zerodown', 'lock.json'))
+
+
+def test_mutation_waits_for_short_lock_then_fails_naming_holder(base):
+    deploy(base, 'r1')
+    with FileLock(os.path.join(str(base), '.zerodown', 'lock'), play='other run'):
+        with pytest.raises(ReleaseError) as exc:
+            mgr(base, lock_wait=0.2).prune(1)
+    assert 'other run' in exc.value.msg and 'pid=%d' % os.getpid() in exc.value.msg
+
+
+# ------------------------------------------------------------------ one-call deploy steps: reuse, build, remove, report, layout
+
+def test_prepare_reuses_the_live_release_of_the_same_revision(base):
+    mgr(base).prepare(revision='abc1234')
+    first = mgr(base).info()['releases'][0]['id']
+    mgr(base).switch(first)
+    again = mgr(base).prepare(revision='abc1234', reuse_live=True)
+    assert again['new'] is False and again['release'] == first and not again['changed']
+    assert 'nothing to deploy' in again['msg']
+    other = mgr(base).prepare(revision='def5678', reuse_live=True)
+    assert other['new'] is True and other['release'] != first
+    forced = mgr(base).prepare(revision='abc1234')
+    assert forced['new'] is True
+
+
+def test_prepare_never_reuses_a_bad_current(base):
+    deploy(base, 'r1', revision='abc1234')
+    state = json.load(open(os.path.join(str(base), '.zerodown', 'manifest.json'), encoding='utf-8'))
+    state['releases']['r1']['status'] = 'bad'
+    with open(os.path.join(str(base), '.zerodown', 'manifest.json'), 'w', encoding='utf-8') as handle:
+        json.dump(state, handle)
+    assert mgr(base).prepare(revision='abc1234', reuse_live=True)['new'] is True
+
+
+def test_mark_bad_with_remove_deletes_the_directory_and_keeps_the_record(base):
+    deploy(base, 'r1')
+    mgr(base).prepare('r2')
+    result = mgr(base).mark_bad('r2', 'build failed', remove=True)
+    assert result['removed'] == ['r2'] and not os.path.exists(os.path.join(str(base), 'releases', 'r2'))
+    assert manifest(base)['releases']['r2']['status'] == 'bad'
+
+
+class Commands:
+    def __init__(self, rcs):
+        self.rcs = list(rcs)
+        self.calls = []
+
+    def __call__(self, argv, cwd=None, environ_update=None):
+        self.calls.append((argv, cwd, environ_update))
+        rc = self.rcs.pop(0)
+        return rc, 'out\n', 'syntax error in app.py\n' if rc else ''
+
+
+def test_build_runs_the_commands_in_the_release_and_stops_at_the_first_failure(base):
+    mgr(base).prepare('r1')
+    group = __import__('grp').getgrgid(os.getegid()).gr_name
+    user = __import__('pwd').getpwuid(os.geteuid()).pw_name
+    run = Commands([0, 3, 0])
+    with pytest.raises(ReleaseError) as exc:
+        mgr(base).build('r1', [], [], group, user, commands=['echo one', ['make', 'all'], 'echo never'],
+                        environment={'ZERODOWN_RELEASE_ID': 'r1'}, run_as=None, run_command=run)
+    assert exc.value.msg == 'the build command make all failed (rc 3): syntax error in app.py'
+    assert exc.value.details['rc'] == 3 and exc.value.details['item'] == 'make all'
+    assert [call[0] for call in run.calls] == [['/bin/sh', '-c', 'echo one'], ['make', 'all']]
+    assert run.calls[0][1] == os.path.join(str(base), 'releases', 'r1') and run.calls[0][2] == {'ZERODOWN_RELEASE_ID': 'r1'}
+
+
+def test_build_runs_as_the_deploy_user_through_runuser_when_root(base, monkeypatch):
+    mgr(base).prepare('r1')
+    group = __import__('grp').getgrgid(os.getegid()).gr_name
+    user = __import__('pwd').getpwuid(os.geteuid()).pw_name
+    monkeypatch.setattr(_release.os, 'geteuid', lambda: 0)
+    run = Commands([0])
+    result = mgr(base).build('r1', [], [], group, user, commands=['true'], run_as='deploy', run_command=run)
+    assert run.calls[0][0] == ['runuser', '-u', 'deploy', '--', '/bin/sh', '-c', 'true']
+    assert result['commands'][0]['rc'] == 0 and result['changed']
+
+
+def test_unlock_writes_the_report_before_giving_the_lease_back(base):
+    mgr(base).prepare('r1')
+    mgr(base).lock('run-1')
+    path = os.path.join(str(base), '.zerodown', 'reports', 'T-deploy.json')
+    result = mgr(base, lock_id='run-1').unlock('run-1', report={'outcome': 'deployed'}, report_path=path)
+    assert result['report_path'] == path and json.load(open(path, encoding='utf-8')) == {'outcome': 'deployed'}
+    assert oct(os.stat(path).st_mode & 0o777) == '0o640'
+    assert result['lock'] is None
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason='root owns the layout: chown to root needs root')
+def test_lock_with_a_layout_makes_it_under_the_lease(base):
+    group = __import__('grp').getgrgid(os.getegid()).gr_name
+    result = mgr(base).lock('run-1', layout={'group': group, 'mode': '0750', 'users': []})
+    assert result['lock']['lock_id'] == 'run-1' and result['changed']
+    assert str(base) in result['changed_paths'] and os.path.isdir(os.path.join(str(base), 'releases'))
