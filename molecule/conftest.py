@@ -8,12 +8,11 @@ container through podman (connection: podman in .config/molecule/config.yml).
 """
 import json
 import os
-import subprocess
 import tempfile
 
 import pytest
 
-from zd_scenario import BackgroundLoad, REMOTE_TOOL_DIR, copy_load_tools, podman  # pylint: disable=import-error
+from zd_scenario import BackgroundLoad, REMOTE_TOOL_DIR, ansible_playbook, copy_load_tools, podman, write_play  # pylint: disable=import-error
 
 
 @pytest.fixture(scope="module")
@@ -69,24 +68,9 @@ def play(container):
     through ansible-playbook exactly as a user's run would.
     """
     def run(role, role_vars, check=False):
-        playbook = [{
-            "name": "Run %s" % role,
-            "hosts": "all",
-            "gather_facts": False,
-            "roles": [{"role": role, "vars": role_vars}],
-        }]
-        with tempfile.NamedTemporaryFile("w", suffix=".yml", delete=False) as handle:
-            json.dump(playbook, handle)
-        try:
-            argv = ["ansible-playbook", "-i", container + ",", "-c", "containers.podman.podman",
-                    "-e", "ansible_python_interpreter=/usr/bin/python3", handle.name]
-            if check:
-                argv.append("--check")
-            env = dict(os.environ, ANSIBLE_NOCOLOR="1", ANSIBLE_CALLBACK_RESULT_FORMAT="json")
-            # Ansible prints task errors on stderr: keep both in one stream.
-            return subprocess.run(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env, check=False)
-        finally:
-            os.unlink(handle.name)
+        with tempfile.TemporaryDirectory() as tmp:
+            playbook = write_play(tmp, name="Run %s" % role, roles=[{"role": role, "vars": role_vars}])
+            return ansible_playbook(playbook, [container], check=check, env={"ANSIBLE_CALLBACK_RESULT_FORMAT": "json"})
 
     return run
 
@@ -124,13 +108,7 @@ def rejections(container):
             collect = "{{ {%s} | to_json }}" % ", ".join("%r: zd_case_%d" % (name, i) for i, name in enumerate(names))
             tasks.append({"name": "Write the results", "ansible.builtin.copy": {"content": collect, "dest": out, "mode": "0600"},
                           "delegate_to": "localhost"})
-            playbook = os.path.join(tmp, "rejections.yml")
-            with open(playbook, "w", encoding="utf-8") as handle:
-                json.dump([{"name": "Bad input", "hosts": "all", "gather_facts": False, "tasks": tasks}], handle)
-            argv = ["ansible-playbook", "-i", container + ",", "-c", "containers.podman.podman",
-                    "-e", "ansible_python_interpreter=/usr/bin/python3", playbook]
-            env = dict(os.environ, ANSIBLE_NOCOLOR="1")
-            result = subprocess.run(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env, check=False)
+            result = ansible_playbook(write_play(tmp, tasks, name="Bad input"), [container])
             assert os.path.exists(out), "the rejection play did not finish:\n" + result.stdout[-3000:]
             with open(out, encoding="utf-8") as handle:
                 return json.load(handle)

@@ -115,29 +115,69 @@ def podman_inventory(app_vars, hosts=None, children=None):
     return inventory
 
 
+def ansible_env(**overrides):
+    """The environment of every ansible-playbook run of the tests and benchmarks.
+
+    No colour (the output is matched), pipelining (one podman exec a task) and the target's Python.
+    """
+    env = dict(os.environ, ANSIBLE_NOCOLOR="1", ANSIBLE_CALLBACK_RESULT_FORMAT="yaml", ANSIBLE_PIPELINING="1",
+               ANSIBLE_PYTHON_INTERPRETER="/usr/bin/python3")
+    env.pop("ANSIBLE_FORCE_COLOR", None)  # Molecule sets it, and it wins over ANSIBLE_NOCOLOR
+    env.update(overrides)
+    return env
+
+
+def write_play(directory, tasks=(), name="Test", hosts="all", roles=()):
+    """A playbook of one play with these roles and tasks, written into directory; returns its path."""
+    play = {"name": name, "hosts": hosts, "gather_facts": False, "tasks": list(tasks)}
+    if roles:
+        play["roles"] = list(roles)
+    path = os.path.join(directory, "playbook.yml")
+    with open(path, "w", encoding="utf-8") as handle:
+        json.dump([play], handle)
+    return path
+
+
+def ansible_playbook(playbook, containers=None, inventory=None, extra=None, check=False, limit=None, args=(), env=None,
+                     start=False):
+    """The one way the tests run ansible-playbook: a playbook file, or zerodown.deploy.NAME, as a user would.
+
+    The hosts are containers (a list of names, over the podman connection) or an inventory file. Returns the
+    CompletedProcess with .seconds (wall time) and .stdout without colour (stderr merged in: Ansible prints task
+    errors there); with start=True, the running Popen, in a session of its own so that the whole run can be
+    killed like a crashed controller.
+    """
+    argv = ["ansible-playbook"]
+    if containers:
+        argv += ["-i", ",".join(containers) + ",", "-c", "containers.podman.podman"]
+    if inventory:
+        argv += ["-i", inventory]
+    if extra:
+        argv += ["-e", json.dumps(extra)]
+    if check:
+        argv.append("--check")
+    if limit:
+        argv += ["--limit", ",".join(limit)]
+    argv += list(args) + [playbook]
+    environment = ansible_env(**(env or {}))
+    if start:
+        return subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=environment,
+                                start_new_session=True)
+    started = time.monotonic()
+    proc = subprocess.run(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=environment, check=False)
+    proc.seconds = time.monotonic() - started
+    proc.stdout = ANSI.sub("", proc.stdout)
+    return proc
+
+
 def run_playbook(name, inventory, extra=None, check=False, limit=None):
-    """Run zerodown.deploy.NAME with that inventory; the CompletedProcess has .seconds (wall time), colour removed."""
+    """Run zerodown.deploy.NAME with that inventory {all: ...}; the CompletedProcess has .seconds (wall time)."""
     directory = tempfile.mkdtemp(prefix="zd-play-")
     try:
         inventory_path = os.path.join(directory, "inventory.yml")
-        extra_path = os.path.join(directory, "extra.json")
         with open(inventory_path, "w", encoding="utf-8") as handle:
             handle.write(yaml.safe_dump(inventory))
-        with open(extra_path, "w", encoding="utf-8") as handle:
-            handle.write(json.dumps(extra or {}))
-        argv = ["ansible-playbook", "-i", inventory_path, "-e", "@" + extra_path, "zerodown.deploy.%s" % name]
-        if check:
-            argv.append("--check")
-        if limit:
-            argv += ["--limit", ",".join(limit)]
-        env = dict(os.environ, ANSIBLE_NOCOLOR="1", ANSIBLE_CALLBACK_RESULT_FORMAT="yaml", ANSIBLE_PIPELINING="1")
-        env.pop("ANSIBLE_FORCE_COLOR", None)  # Molecule sets it, and it wins over ANSIBLE_NOCOLOR
-        started = time.monotonic()
-        # Ansible prints task errors on stderr: keep both in one stream.
-        proc = subprocess.run(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env, check=False)
-        proc.seconds = time.monotonic() - started
-        proc.stdout = ANSI.sub("", proc.stdout)
-        return proc
+        return ansible_playbook("zerodown.deploy.%s" % name, inventory=inventory_path, extra=extra or {}, check=check, limit=limit)
     finally:
         shutil.rmtree(directory, ignore_errors=True)
 

@@ -27,10 +27,9 @@ import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(ROOT, 'molecule'))
-sys.path.insert(0, os.path.join(ROOT, 'molecule', 'fleet', 'tests'))
 
 from bench import cell  # noqa: E402 pylint: disable=wrong-import-position,import-error
-import fleet  # noqa: E402 pylint: disable=wrong-import-position,import-error
+import zd_fleet as fleet  # noqa: E402 pylint: disable=wrong-import-position,import-error
 from zd_scenario import failures, podman_exec  # noqa: E402 pylint: disable=wrong-import-position,import-error
 
 # name: (what it is, deploy keyword arguments)

@@ -27,9 +27,11 @@ way Ansible's ``bool`` filter does. A pattern that the roles anchored with
 ``^...$`` must match the whole value here (``re.fullmatch``), so a trailing
 newline no longer slips through ``$``.
 
-Checks that need the host's state stay in the roles' task files (the socket
-access check of nginx_upstream, "nothing is deployed" of a rollback or a
-verify, the public proxy and socket opt-ins, the exposure score).
+Checks that need the host's state are made on the host, where they are
+needed: the socket access check of nginx_upstream in the nginx_site module,
+the public proxy and socket opt-ins and the exposure score in the
+service_units module, "nothing is deployed" of a rollback or a verify in the
+roles' task files (release deployed.yml, app verify.yml).
 
 The app role passes its values to the three roles it composes, whose task
 files it calls without their validation, so ``check_app`` checks each app

@@ -120,6 +120,7 @@ import os
 
 from ansible.module_utils.basic import AnsibleModule
 
+from ansible_collections.zerodown.deploy.plugins.module_utils._module import ModuleError, finish
 from ansible_collections.zerodown.deploy.plugins.module_utils._nginx import SiteError, Site, socket_problems, mirror_test
 from ansible_collections.zerodown.deploy.plugins.module_utils._systemd import Systemd, SystemdError
 
@@ -137,7 +138,7 @@ def install_nginx(module, package: str) -> None:
             raise SiteError('nginx_upstream: %s failed with rc %d: %s' % (' '.join(argv), rc, (err or out).strip()[-1500:]))
 
 
-def run(module) -> dict:
+def apply_site(module) -> dict:
     params = module.params
     result = {'changed': False, 'changed_files': [], 'changed_servers': [], 'installed_package': None, 'reloaded': False}
     if not installed_packages(module, [params['package']] + params['alternatives']):
@@ -180,6 +181,19 @@ def run(module) -> dict:
     return result
 
 
+def run_module(module: AnsibleModule):
+    """The site of module_utils/_nginx; anything refused or rejected by nginx fails with the live configuration unchanged."""
+    for path in module.params['files']:
+        if not os.path.isabs(path):
+            raise ModuleError('files: %r is not an absolute path' % path)
+    try:
+        return apply_site(module), None
+    except SiteError as exc:
+        raise ModuleError(str(exc))
+    except SystemdError as exc:
+        raise ModuleError('nginx_upstream: %s' % exc)
+
+
 def main() -> None:
     module = AnsibleModule(
         argument_spec=dict(
@@ -198,16 +212,7 @@ def main() -> None:
         required_together=[('servers_dir', 'servers')],
         supports_check_mode=True,
     )
-    for path in module.params['files']:
-        if not os.path.isabs(path):
-            module.fail_json(msg='files: %r is not an absolute path' % path)
-    try:
-        result = run(module)
-    except SiteError as exc:
-        module.fail_json(msg=str(exc))
-    except SystemdError as exc:
-        module.fail_json(msg='nginx_upstream: %s' % exc)
-    module.exit_json(**result)
+    finish(module, run_module)
 
 
 if __name__ == '__main__':

@@ -110,8 +110,25 @@ elapsed_s:
 
 from ansible.module_utils.basic import AnsibleModule
 
+from ansible_collections.zerodown.deploy.plugins.module_utils._module import ModuleError, finish
 from ansible_collections.zerodown.deploy.plugins.module_utils._preflight import Candidate, PreflightError
 from ansible_collections.zerodown.deploy.plugins.module_utils._systemd import Systemd
+
+
+def run_module(module: AnsibleModule):
+    """The candidate of module_utils/_preflight; a candidate that does not serve fails with what the probes saw."""
+    params = module.params
+    if set(params['units']) != set([params['socket'], params['service']]):
+        raise ModuleError('units must hold exactly the socket %s and the service %s' % (params['socket'], params['service']))
+    if module.check_mode:
+        return {'changed': False, 'units': [params['socket'], params['service']], 'endpoint': params['endpoint']}, None
+    candidate = Candidate(Systemd.for_module(module), params['socket'], params['service'], params['units'], params['endpoint'],
+                          params['health_path'], params['timeout'], unit_dir=params['unit_dir'], what=params['description'],
+                          successes=params['successes'])
+    try:
+        return candidate.run(), None
+    except PreflightError as exc:
+        raise ModuleError(exc.msg, exc.result)
 
 
 def main() -> None:
@@ -129,19 +146,7 @@ def main() -> None:
         ),
         supports_check_mode=True,
     )
-    params = module.params
-    if set(params['units']) != set([params['socket'], params['service']]):
-        module.fail_json(msg='units must hold exactly the socket %s and the service %s' % (params['socket'], params['service']))
-    if module.check_mode:
-        module.exit_json(changed=False, units=[params['socket'], params['service']], endpoint=params['endpoint'])
-    candidate = Candidate(Systemd.for_module(module), params['socket'], params['service'], params['units'], params['endpoint'],
-                          params['health_path'], params['timeout'], unit_dir=params['unit_dir'], what=params['description'],
-                          successes=params['successes'])
-    try:
-        result = candidate.run()
-    except PreflightError as exc:
-        module.fail_json(msg=exc.msg, **exc.result)
-    module.exit_json(**result)
+    finish(module, run_module)
 
 
 if __name__ == '__main__':

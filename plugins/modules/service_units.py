@@ -220,8 +220,31 @@ slot:
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.zerodown.deploy.plugins.module_utils._bluegreen import Switch
+from ansible_collections.zerodown.deploy.plugins.module_utils._module import ModuleError, finish
 from ansible_collections.zerodown.deploy.plugins.module_utils._systemd import Systemd
 from ansible_collections.zerodown.deploy.plugins.module_utils._units import Rollout, Spec, UnitsError
+
+
+def run_module(module: AnsibleModule):
+    """The rollout of module_utils/_units; a refusal or a service that did not come up fails with what was done so far."""
+    params = module.params
+    systemd = Systemd.for_module(module)
+    proxy = params['proxy'] or {}
+    rollout = None
+    try:
+        spec = Spec(params)
+
+        def switch_factory():
+            return Switch(spec.name, proxy.get('ports') or [8001, 8002], systemd, health_path=proxy.get('health_path') or '/',
+                          ready_timeout=spec.ready_timeout, drain_timeout=proxy.get('drain_timeout') or 30, warn=module.warn)
+
+        rollout = Rollout(spec, systemd, check_mode=module.check_mode, switch_factory=switch_factory, warn=module.warn)
+        result = rollout.run()
+    except UnitsError as exc:
+        raise ModuleError(exc.msg, rollout.result if rollout else None)
+    if module._diff:
+        result['diff'] = rollout.diff()
+    return result, None
 
 
 def main() -> None:
@@ -256,24 +279,7 @@ def main() -> None:
         ),
         supports_check_mode=True,
     )
-    params = module.params
-    systemd = Systemd.for_module(module)
-    rollout = None
-    try:
-        spec = Spec(params)
-        proxy = params['proxy'] or {}
-
-        def switch_factory():
-            return Switch(spec.name, proxy.get('ports') or [8001, 8002], systemd, health_path=proxy.get('health_path') or '/',
-                          ready_timeout=spec.ready_timeout, drain_timeout=proxy.get('drain_timeout') or 30, warn=module.warn)
-
-        rollout = Rollout(spec, systemd, check_mode=module.check_mode, switch_factory=switch_factory, warn=module.warn)
-        result = rollout.run()
-    except UnitsError as exc:
-        module.fail_json(msg=exc.msg, **(rollout.result if rollout else {}))
-    if module._diff:
-        result['diff'] = rollout.diff()
-    module.exit_json(**result)
+    finish(module, run_module)
 
 
 if __name__ == '__main__':

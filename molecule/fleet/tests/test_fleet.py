@@ -11,7 +11,7 @@ load balancer for the whole playbook run. The tests run in order: converge
 deployed v1 everywhere. The deploy wall time of 1 vs 3 hosts is measured by
 the fleet benchmark (scripts/bench.sh --fleet), not here.
 """
-from fleet import LB, WEB, deploy, hostnames, lb_servers, loaded, playbook, state, through_lb, waves  # pylint: disable=import-error
+from zd_fleet import LB, WEB, deploy, hostnames, lb_servers, loaded, playbook, state, through_lb, waves  # pylint: disable=import-error
 from zd_scenario import failures, ok, recap, said  # pylint: disable=import-error
 
 

@@ -10,13 +10,14 @@ local app over /run/hello.sock, TLS, static files, health location) and
 import json
 import os
 import re
-import subprocess
 import tempfile
 import time
 import uuid
 
 import pytest
 import yaml
+
+from zd_scenario import ansible_playbook, write_play  # pylint: disable=import-error
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROLE = "zerodown.deploy.nginx_upstream"
@@ -427,13 +428,7 @@ def nginx_backend(container):
                 {"name": "Write the result", "ansible.builtin.copy": {"content": "{{ zd_result | to_json }}", "dest": out, "mode": "0600"},
                  "delegate_to": "localhost"},
             ]
-            playbook = os.path.join(tmp, "nginx_backend.yml")
-            with open(playbook, "w", encoding="utf-8") as handle:
-                json.dump([{"name": "nginx_backend", "hosts": "all", "gather_facts": False, "tasks": tasks}], handle)
-            argv = ["ansible-playbook", "-i", container + ",", "-c", "containers.podman.podman",
-                    "-e", "ansible_python_interpreter=/usr/bin/python3", playbook]
-            result = subprocess.run(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, check=False,
-                                    env=dict(os.environ, ANSIBLE_NOCOLOR="1"))
+            result = ansible_playbook(write_play(tmp, tasks, name="nginx_backend"), [container])
             assert os.path.exists(out), "the nginx_backend play did not finish:\n" + result.stdout[-3000:]
             with open(out, encoding="utf-8") as handle:
                 return json.load(handle)

@@ -50,7 +50,7 @@ import time
 import pytest
 import yaml
 
-from zd_scenario import ok, said  # pylint: disable=import-error
+from zd_scenario import ansible_env, ansible_playbook, ok, podman_exec, said, write_play  # pylint: disable=import-error
 from zd_scenario import recap as recaps  # pylint: disable=import-error
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -144,18 +144,6 @@ def converge_vars():
     return yaml.safe_load(text)
 
 
-def ansible_env():
-    return dict(os.environ, ANSIBLE_NOCOLOR="1", ANSIBLE_CALLBACK_RESULT_FORMAT="yaml", ANSIBLE_PIPELINING="1",
-                ANSIBLE_PYTHON_INTERPRETER="/usr/bin/python3")
-
-
-def write_playbook(directory, tasks):
-    path = os.path.join(directory, "playbook.yml")
-    with open(path, "w", encoding="utf-8") as handle:
-        json.dump([{"name": "Release test", "hosts": "all", "gather_facts": False, "tasks": tasks}], handle)
-    return path
-
-
 class Run:
     """One ansible-playbook run of the role against the container; saves the role's facts."""
 
@@ -166,17 +154,17 @@ class Run:
         if tasks_from != "main":
             include["tasks_from"] = tasks_from
         save = "{{ {%s} | to_json }}" % ", ".join("'%s': %s | default(none)" % (name, name) for name in FACT_NAMES)
-        self.playbook = write_playbook(self.directory, [
+        self.container = container
+        self.extra = extra
+        self.playbook = write_play(self.directory, name="Release test", tasks=[
             {"name": "Run the role", "ansible.builtin.include_role": include, "vars": role_vars},
             {"name": "Save the facts", "ansible.builtin.copy": {"content": save, "dest": self.facts_file, "mode": "0600"},
              "delegate_to": "localhost", "become": False, "changed_when": False},
         ])
-        self.argv = ["ansible-playbook", "-i", container + ",", "-c", "containers.podman.podman", *extra, self.playbook]
 
     def run(self):
-        started = time.monotonic()
-        proc = subprocess.run(self.argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=ansible_env(), check=False)
-        proc.elapsed = time.monotonic() - started
+        proc = ansible_playbook(self.playbook, [self.container], args=self.extra)
+        proc.elapsed = proc.seconds
         try:
             with open(self.facts_file, encoding="utf-8") as handle:
                 proc.facts = json.load(handle)
@@ -187,8 +175,7 @@ class Run:
 
     def start(self):
         """Start in a new session, so the whole process group can be killed like a crashed controller."""
-        return subprocess.Popen(self.argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=ansible_env(),
-                                start_new_session=True)
+        return ansible_playbook(self.playbook, [self.container], args=self.extra, start=True)
 
     def cleanup(self):
         shutil.rmtree(self.directory, ignore_errors=True)
@@ -217,10 +204,6 @@ def recap(proc):
 
 def look(host, base=BASE):
     return json.loads(host.check_output("python3 -c %s %s", LOOK, base))
-
-
-def podman_exec(container, *argv):
-    return subprocess.run(["podman", "exec", container, *argv], capture_output=True, text=True, check=False)
 
 
 def start_reader(container, base, tag):
@@ -346,10 +329,9 @@ class Rejections(threading.Thread):
             })
         tasks.append({"name": "Save the errors", "ansible.builtin.copy": {
             "content": "{{ zd_errors | default({}) | to_json }}", "dest": facts_file, "mode": "0600"}, "delegate_to": "localhost"})
-        playbook = write_playbook(directory, tasks)
+        playbook = write_play(directory, tasks, name="Release test")
         try:
-            proc = subprocess.run(["ansible-playbook", "-i", self.container + ",", "-c", "containers.podman.podman", playbook],
-                                  stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=ansible_env(), check=False)
+            proc = ansible_playbook(playbook, [self.container])
             self.output = proc.stdout
             with open(facts_file, encoding="utf-8") as handle:
                 self.errors = json.load(handle)
@@ -618,9 +600,7 @@ def test_rollback_playbook_to_a_named_release_marks_the_abandoned_one_bad(host, 
     # The collection's playbook, as an operator runs it.
     extra = {"app_base_path": BASE, "release_rollback_to": order[0], "release_rollback_mark_bad": True,
              "release_rollback_reason": "500 on /checkout"}
-    ok(subprocess.run(["ansible-playbook", "-i", container + ",", "-c", "containers.podman.podman", "zerodown.deploy.rollback",
-                       "-e", json.dumps(extra)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=ansible_env(),
-                      check=False))
+    ok(ansible_playbook("zerodown.deploy.rollback", [container], extra=extra))
     rid, state = assert_current_valid(host, "git version 1")
     assert rid == order[0]
     entry = state["manifest"]["releases"][left]

@@ -1,7 +1,8 @@
 # Copyright (c) 2026, zerodown.deploy developers
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
-"""The fleet scenario's hosts and how to drive them: used by test_fleet.py and by the fleet benchmark (tools/bench_fleet.py).
+"""The fleet scenario's hosts and how to drive them (the shared harness, beside zd_scenario.py): used by
+molecule/fleet/tests/test_fleet.py and by the fleet benchmark (tools/bench_fleet.py), which imports no test file.
 
 zd-fleet-lb runs nginx with one TCP upstream server per app host;
 zd-fleet-1..3 run the app behind their own nginx. Every play is the
@@ -13,8 +14,8 @@ import os
 from zd_scenario import BackgroundLoad, during, load_vars, podman_exec, podman_inventory  # pylint: disable=import-error
 from zd_scenario import release_state, run_playbook, source_tree  # pylint: disable=import-error
 
-SCENARIO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-ROOT = os.path.dirname(os.path.dirname(SCENARIO))
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+SCENARIO = os.path.join(ROOT, "molecule", "fleet")
 APP_SOURCE = os.path.join(ROOT, "tests", "apps", "hello_wsgi.py")
 SOURCES = "/tmp/zd-fleet-sources"
 LB = "zd-fleet-lb"
