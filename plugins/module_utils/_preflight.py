@@ -99,8 +99,14 @@ class Candidate:
         return result
 
     def clean_up(self) -> None:
-        """Stop, remove and forget the units, whatever happened (a failed unit stays listed until reset)."""
+        """Stop, remove and forget the units, whatever happened (a failed unit stays listed until reset).
+
+        No reload after the files go: systemd unloads an inactive unit nothing refers to by itself, and the
+        next pre-flight's reload reads its new files.
+        """
         units = [self.service_unit, self.socket_unit]
+        # Only the probes ever reached the candidate: no request to finish, so no graceful stop to wait for.
+        self.systemd.run('kill', [self.service_unit], check=False, extra=('--signal=SIGKILL',))
         self.systemd.run('stop', units, check=False)
         for unit in self.units:
             try:
@@ -108,7 +114,6 @@ class Candidate:
             except FileNotFoundError:
                 pass
         self.systemd.reset_failed(units)
-        self.systemd.run('daemon-reload', [], check=False)
 
 
 def _short(text: str, limit: int = 120) -> str:

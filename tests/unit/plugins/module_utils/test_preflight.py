@@ -81,9 +81,9 @@ def candidate(tmp_path, systemd, endpoint, timeout=2.0):
 
 def assert_cleaned_up(tmp_path, systemd):
     assert os.listdir(tmp_path) == [] or all(not name.startswith('hello-preflight') for name in os.listdir(tmp_path))
-    assert ('stop', 'hello-preflight.service', 'hello-preflight.socket') in systemd.calls
-    assert ('reset-failed', 'hello-preflight.service', 'hello-preflight.socket') in systemd.calls
-    assert systemd.calls[-1] == ('daemon-reload',)
+    kill = systemd.calls.index(('kill', 'hello-preflight.service'))
+    assert systemd.calls[kill + 1] == ('stop', 'hello-preflight.service', 'hello-preflight.socket')
+    assert systemd.calls[-1] == ('reset-failed', 'hello-preflight.service', 'hello-preflight.socket')
 
 
 def test_a_healthy_candidate_passes_and_is_removed(tmp_path, sock_dir):
