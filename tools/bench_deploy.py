@@ -37,7 +37,6 @@ import os
 import re
 import shutil
 import statistics
-import subprocess
 import sys
 import time
 
@@ -48,7 +47,7 @@ sys.path.insert(0, os.path.join(ROOT, 'tools'))
 sys.path.insert(0, os.path.join(ROOT, 'molecule'))
 
 from bench import cell  # noqa: E402 pylint: disable=wrong-import-position,import-error
-from zd_scenario import ANSI, load_vars, podman_inventory, served, source_tree  # noqa: E402 pylint: disable=wrong-import-position,import-error
+from zd_scenario import ansible_playbook, load_vars, podman_inventory, served, source_tree  # noqa: E402 pylint: disable=wrong-import-position,import-error
 
 APP = os.path.join(ROOT, 'tests', 'apps', 'hello_wsgi.py')
 DEMO_INVENTORY = os.path.join(ROOT, 'demo', 'inventory.yml')
@@ -108,19 +107,13 @@ class Bench:
 
     def play(self, what: str, inventory: str, playbook: str, extra: dict) -> dict:
         """One ansible-playbook run, timed as a whole process; its output goes to OUTDIR/logs."""
-        extra_path = self.write('extra-%s.json' % what, extra)
-        argv = ['ansible-playbook', '-i', inventory, '-e', '@' + extra_path, playbook]
-        # The same environment for both (the verifiers' runner's: no colour, pipelining).
-        env = dict(os.environ, ANSIBLE_NOCOLOR='1', ANSIBLE_CALLBACK_RESULT_FORMAT='yaml', ANSIBLE_PIPELINING='1')
-        env.pop('ANSIBLE_FORCE_COLOR', None)
-        started = time.monotonic()
-        proc = subprocess.run(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env, cwd=ROOT, check=False)
-        seconds = time.monotonic() - started
-        output = ANSI.sub('', proc.stdout)
+        # The verifiers' runner, so both run in the same environment (no colour, pipelining).
+        proc = ansible_playbook(playbook, inventory=inventory, extra=extra)
+        output = proc.stdout
         log = os.path.join(self.logs, what + '.log')
         with open(log, 'w', encoding='utf-8') as handle:
-            handle.write('$ %s\n%s' % (' '.join(argv), output))
-        return {'rc': proc.returncode, 'seconds': round(seconds, 1), 'recap': recap(output), 'log': log,
+            handle.write('$ ansible-playbook -i %s %s -e %s\n%s' % (inventory, playbook, json.dumps(extra), output))
+        return {'rc': proc.returncode, 'seconds': round(proc.seconds, 1), 'recap': recap(output), 'log': log,
                 'output_tail': output[-3000:] if proc.returncode else ''}
 
     def ours(self, name: str, path: str, what: str) -> dict:

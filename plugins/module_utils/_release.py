@@ -829,8 +829,12 @@ class ReleaseManager:
         }
         return self._finish_readonly(st, result)
 
-    def unlock(self, lock_id: t.Optional[str], report: t.Optional[dict] = None, report_path: t.Optional[str] = None) -> dict:
-        """Give the lease back; with ``report``, first write the run's report to ``report_path`` (JSON, 0640)."""
+    def unlock(self, lock_id: t.Optional[str], report: t.Optional[dict] = None, report_path: t.Optional[str] = None,
+               prune_keep: t.Optional[int] = None) -> dict:
+        """Give the lease back; first prune to ``prune_keep`` releases, and write the run's report to ``report_path`` (JSON, 0640)."""
+        removed = []
+        if prune_keep:
+            removed = self.prune(prune_keep)['removed']
         wrote = None
         if report is not None and report_path and not self.check_mode:
             os.makedirs(os.path.dirname(report_path), mode=0o750, exist_ok=True)
@@ -838,6 +842,8 @@ class ReleaseManager:
             wrote = report_path
         result = self._unlock(lock_id)
         result['report_path'] = wrote
+        result['removed'] = removed
+        result['changed'] = result['changed'] or bool(removed)
         return result
 
     def _unlock(self, lock_id: t.Optional[str]) -> dict:
@@ -969,7 +975,8 @@ def run_state(manager: ReleaseManager, params: dict, run_command=None) -> dict:
         return manager.lock(params['lock_id'], ttl=params['lock_ttl'], timeout=params['lock_timeout'], owner=params['lock_owner'],
                             host=params['lock_host'], pid=params['lock_pid'], play=params['lock_play'], layout=layout,
                             run_command=run_command)
-    return manager.unlock(params['lock_id'], report=params['report'], report_path=params['report_path'])
+    return manager.unlock(params['lock_id'], report=params['report'], report_path=params['report_path'],
+                          prune_keep=params['keep_releases'] if params['prune'] else None)
 
 
 def current_text(release_id: t.Optional[str]) -> str:

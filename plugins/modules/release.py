@@ -93,8 +93,9 @@ options:
       - V(lock) takes the deploy lease for O(lock_id), waiting up to O(lock_timeout) seconds; taking it again with the same
         O(lock_id) renews it and reports no change. With O(group), it then makes the layout as V(layout) does, after creating
         the O(users), so a deploy takes its lock and prepares its base directory in one call.
-      - V(unlock) gives the lease back. Only the same O(lock_id) may, unless O(force=true). With O(report), the run's report is
-        first written as JSON to O(report_path) (mode 0640; its directory is created, 0750).
+      - V(unlock) gives the lease back. Only the same O(lock_id) may, unless O(force=true). With O(prune=true) it first prunes
+        as V(prune) does, and with O(report) it writes the run's report as JSON to O(report_path) (mode 0640; its directory is
+        created, 0750).
     type: str
     choices: [layout, prepare, link, build, switch, mark_bad, rollback, prune, query, lock, unlock]
     default: query
@@ -215,6 +216,12 @@ options:
     description:
       - With O(state=unlock) and O(report), where the report is written.
     type: path
+  prune:
+    description:
+      - With O(state=unlock), prune as O(state=prune) does (O(keep_releases)) under the lease before giving it back, so a deploy
+        pays one call for both.
+    type: bool
+    default: false
   lock_id:
     description:
       - Identifier of the deploy run holding the deploy lease, for example a UUID generated once per play.
@@ -597,6 +604,7 @@ def main() -> None:
             environment=dict(type='dict', default={}),
             report=dict(type='dict'),
             report_path=dict(type='path'),
+            prune=dict(type='bool', default=False),
         ),
         required_if=[
             ('state', 'switch', ['release']),

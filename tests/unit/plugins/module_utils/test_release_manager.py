@@ -353,3 +353,13 @@ def test_lock_with_a_layout_makes_it_under_the_lease(base):
     result = mgr(base).lock('run-1', layout={'group': group, 'mode': '0750', 'users': []})
     assert result['lock']['lock_id'] == 'run-1' and result['changed']
     assert str(base) in result['changed_paths'] and os.path.isdir(os.path.join(str(base), 'releases'))
+
+
+def test_unlock_can_prune_first_under_the_lease(base):
+    for rid in ('r1', 'r2', 'r3'):
+        deploy(base, rid)
+    mgr(base).lock('run-1')
+    result = mgr(base, lock_id='run-1').unlock('run-1', prune_keep=1)
+    # r3 is current, r2 the previous good one: both stay whatever keep says; r1 goes.
+    assert result['removed'] == ['r1'] and result['changed'] and result['lock'] is None
+    assert sorted(os.listdir(os.path.join(str(base), 'releases'))) == ['r2', 'r3']
