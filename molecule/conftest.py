@@ -30,7 +30,7 @@ def load_tool(container):
     """
     copy_load_tools(container)
 
-    def run(endpoint, commands, duration=20, max_requests=20000, workers=4, settle=1.0, extra=()):
+    def run(endpoint, commands, duration=30, max_requests=300000, workers=4, settle=1.0, extra=()):
         argv = ["exec", container, "python3", REMOTE_TOOL_DIR + "/restart_under_load.py",
                 "--endpoint", endpoint, "--duration", str(duration), "--max-requests", str(max_requests),
                 "--workers", str(workers), "--settle", str(settle), "--marker-header", "X-Served-By", *extra]

@@ -26,7 +26,7 @@ SITE = "/etc/nginx/conf.d/zerodown-%s.conf"
 COMMON = "/etc/nginx/conf.d/00-zerodown.conf"
 NGINX = "http://127.0.0.1:80"
 # Same load for every restart measurement, so the numbers compare.
-LOAD = dict(duration=15, max_requests=20000, workers=4, settle=1.5)
+LOAD = dict(duration=30, max_requests=300000, workers=4, settle=1.5)
 RESULTS = {}
 
 REQUEST = r'''
