@@ -100,9 +100,10 @@ wait_images() {
 }
 
 # Every scenario directory with a molecule.yml, the longest first so that the
-# pool ends together (the order of the last run's times when there is one).
+# pool ends together: the last run's times, or those CI measured (.ci/scenario-times)
+# in a clean clone.
 scenarios() {
-    local name times="$LOG_DIR/scenario-times"
+    local name
     if [ -n "${ZD_SCENARIOS:-}" ]; then
         local wanted
         read -r -a wanted <<< "$ZD_SCENARIOS"
@@ -111,7 +112,9 @@ scenarios() {
     fi
     for name in "$ZD_ROOT"/molecule/*/molecule.yml; do
         name="$(basename "$(dirname "$name")")"
-        printf '%s %s\n' "$(awk -v n="$name" '$1 == n {print $2}' "$times" 2>/dev/null | tail -1 || true)" "$name"
+        # A scenario this checkout has not timed yet takes the time CI measured.
+        printf '%s %s\n' "$(awk -v n="$name" '$1 == n {print $2}' "$ZD_ROOT/.ci/scenario-times" "$LOG_DIR/scenario-times" \
+            2>/dev/null | tail -1 || true)" "$name"
     done | sort -rn | awk '{print $NF}'
 }
 

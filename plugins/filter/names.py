@@ -12,7 +12,7 @@ author: zerodown.deploy developers (@zerodown)
 description:
   - Returns the unit names, proxy-mode paths, pre-flight names and nginx file names of an app, built by the same code the modules
     use, so the unit a role installs is the unit a module restarts.
-positional: instances, mode, ports, conf_dir
+positional: instances, mode, ports, conf_dir, listen
 options:
   _input:
     description: The app's name (C(socket_service_name), C(app_name)).
@@ -35,6 +35,10 @@ options:
     description: nginx's directory of sites.
     type: str
     default: /etc/nginx/conf.d
+  listen:
+    description: With O(mode=instances), the app's address, from which each slot's own address is made.
+    type: str
+    default: ''
 """
 
 EXAMPLES = r"""
@@ -46,16 +50,18 @@ EXAMPLES = r"""
 RETURN = r"""
 _value:
   description: >-
-    socket_unit, service_unit_file, app_unit_file, running_units, exposure_unit, link, slot_dir, proxy_unit_files,
-    preflight_name, preflight_socket, nginx_upstream, nginx_site, nginx_common, nginx_servers_dir.
+    socket_unit, service_unit_file, app_unit_file, running_units, exposure_unit, link, socket_proxyd, slot_dir, proxy_unit_files,
+    preflight_name, preflight_socket, nginx_upstream, nginx_site, nginx_common, nginx_servers_dir, and with mode instances
+    instance_slots, instance_backends (slot number to its nginx server), instance_sockets, instance_socket_file,
+    instance_listen (the socket template's address, with %i).
   type: dict
 """
 
 from ansible_collections.zerodown.deploy.plugins.module_utils._names import app_names
 
 
-def names(name, instances=1, mode='socket', ports=(8001, 8002), conf_dir='/etc/nginx/conf.d'):
-    return app_names(str(name), int(instances), str(mode), [int(port) for port in ports], str(conf_dir))
+def names(name, instances=1, mode='socket', ports=(8001, 8002), conf_dir='/etc/nginx/conf.d', listen=''):
+    return app_names(str(name), int(instances), str(mode), [int(port) for port in ports], str(conf_dir), str(listen))
 
 
 class FilterModule:

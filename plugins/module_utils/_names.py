@@ -47,6 +47,11 @@ def socket_unit(name: str) -> str:
     return '%s.socket' % name
 
 
+def instance_socket_file(name: str) -> str:
+    """Layout ``instances``: the socket template every slot's NAME@K.socket comes from."""
+    return '%s@.socket' % name
+
+
 def link_path(name: str) -> str:
     """Proxy mode: the fixed path the public proxy forwards to; it points at the live slot's socket."""
     return os.path.join(LINK_DIR, name, LINK_NAME)
@@ -79,6 +84,45 @@ class SlotUnits:
     def persistent(self) -> list:
         """What a reboot must start: the slot socket (it starts the slot proxy on demand) and the app."""
         return [self.socket, self.app]
+
+
+class InstanceUnits:
+    """Layout ``instances``: the socket and the service of one slot."""
+
+    def __init__(self, name: str, k: int):
+        self.k = int(k)
+        self.socket = '%s@%d.socket' % (name, self.k)
+        self.service = '%s@%d.service' % (name, self.k)
+
+
+def instance_units(name: str, k: int) -> InstanceUnits:
+    return InstanceUnits(name, k)
+
+
+def instance_slots(instances: int) -> list:
+    """Layout ``instances``: slots 1 .. 2N, so that a new set of N can start beside the live one."""
+    return list(range(1, 2 * int(instances) + 1))
+
+
+def instance_listen(listen: str, name: str, k) -> str:
+    """Slot k's own address, also as a systemd template with k = "%i".
+
+    /run/NAME/NAME.sock gives /run/NAME/NAME-k.sock. A loopback HOST:PORT gives 127.0.0.k:PORT: every 127/8
+    address is the loopback interface, and only an address with k in it can be written once for all slots
+    (systemd's %i cannot add to a port).
+    """
+    if listen.startswith('/'):
+        directory, base = os.path.split(listen)
+        stem = base[:-len('.sock')] if base.endswith('.sock') else base
+        return os.path.join(directory, '%s-%s.sock' % (stem, k))
+    dummy, dummy, port = listen.rpartition(':')
+    return '127.0.0.%s:%s' % (k, port)
+
+
+def instance_backend(listen: str, name: str, k: int) -> str:
+    """Slot k as an nginx upstream server (unix:PATH or HOST:PORT)."""
+    address = instance_listen(listen, name, k)
+    return ('unix:' + address) if address.startswith('/') else address
 
 
 def proxy_unit_files(name: str) -> list:
@@ -117,15 +161,24 @@ def nginx_servers_dir(conf_dir: str, name: str) -> str:
     return os.path.join(conf_dir, '%s.servers' % name)
 
 
-def app_names(name: str, instances: int = 1, mode: str = 'socket', ports=(8001, 8002), conf_dir: str = '/etc/nginx/conf.d') -> dict:
-    """Everything the roles need to know by name for one app, in one dict (the ``names`` filter returns it)."""
+def app_names(name: str, instances: int = 1, mode: str = 'socket', ports=(8001, 8002), conf_dir: str = '/etc/nginx/conf.d',
+              listen: str = '') -> dict:
+    """Everything the roles need to know by name for one app, in one dict (the ``names`` filter returns it).
+
+    ``mode`` ``instances`` is the layout of one socket per instance behind nginx (module_utils/_flip.py).
+    """
     proxy = mode == 'proxy'
+    slotted = mode == 'instances'
     multi = int(instances) > 1 and not proxy
-    running = service_units(name, instances if multi else 1)
-    app_unit_file = ('%s-app@.service' % name) if proxy else service_unit_file(name, instances if multi else 1)
+    # With one socket per instance the units are always templates, and which slots run is the host's to say
+    # (the server files' up ones); these are the slots of a first start.
+    running = [instance_units(name, k).service for k in range(1, int(instances) + 1)] if slotted else \
+        service_units(name, instances if multi else 1)
+    unit_file = '%s@.service' % name if slotted else service_unit_file(name, instances if multi else 1)
+    app_unit_file = ('%s-app@.service' % name) if proxy else unit_file
     return {
         'socket_unit': socket_unit(name),
-        'service_unit_file': service_unit_file(name, instances if multi else 1),
+        'service_unit_file': unit_file,
         'app_unit_file': app_unit_file,
         'running_units': running,
         'exposure_unit': SlotUnits(name, list(ports)[0]).app if proxy else running[0],
@@ -139,4 +192,9 @@ def app_names(name: str, instances: int = 1, mode: str = 'socket', ports=(8001, 
         'nginx_site': os.path.join(conf_dir, nginx_site_file(name)),
         'nginx_common': os.path.join(conf_dir, NGINX_COMMON_FILE),
         'nginx_servers_dir': nginx_servers_dir(conf_dir, name),
+        'instance_slots': instance_slots(instances) if slotted else [],
+        'instance_backends': dict((k, instance_backend(listen, name, k)) for k in instance_slots(instances)) if slotted and listen else {},
+        'instance_sockets': [instance_units(name, k).socket for k in instance_slots(instances)] if slotted else [],
+        'instance_socket_file': instance_socket_file(name),
+        'instance_listen': instance_listen(listen, name, '%i') if listen else '',
     }

@@ -34,7 +34,7 @@ import stat
 import tempfile
 
 from ansible_collections.zerodown.deploy.plugins.module_utils._fs import atomic_write, read_text
-from ansible_collections.zerodown.deploy.plugins.module_utils._nginx_backend import read_servers_dir
+from ansible_collections.zerodown.deploy.plugins.module_utils._nginx_backend import parse_servers, read_servers_dir, render
 
 INSTALLED = 'installed'
 
@@ -152,11 +152,42 @@ def _group_name(gid: int) -> str:
 # -- the site ---------------------------------------------------------------------------------------------------
 
 
+def keep_state(wanted: str, live, new_down: bool = False) -> str:
+    """The wanted server file, but up or down as the live one is (the instances' surge decides that, not the site).
+
+    ``new_down``: a server without a file yet is written down (a slot nothing runs on yet must not get requests).
+    """
+    want = parse_servers(wanted)
+    if not live:
+        if new_down and len(want) == 1 and not want[0].down:
+            return render(want[0].address, ' '.join(want[0].options), down=True)
+        return wanted
+    have = parse_servers(live)
+    if len(want) != 1 or len(have) != 1 or want[0].address != have[0].address or want[0].down == have[0].down:
+        return wanted
+    return render(want[0].address, ' '.join(want[0].options), down=have[0].down)
+
+
+def kept_states(wanted: dict, live: dict) -> dict:
+    """The server files {name: text} to write when the instances' surge owns up and down.
+
+    Once the site has server files, a new one (more instances) starts down, and a live one that is up stays even when the
+    wanted set no longer names it (a slot above 2N after the app shrank): the next surge or rolling restart drains it, and
+    until then it serves.
+    """
+    files = dict((name, keep_state(text, live.get(name), new_down=bool(live))) for name, text in wanted.items())
+    for name, text in live.items():
+        servers = parse_servers(text)
+        if name not in files and len(servers) == 1 and not servers[0].down:
+            files[name] = text
+    return files
+
+
 class Site:
     """The wanted files of one site: ``files`` {live path: text} and, in include mode, ``servers`` {file name: text} in ``servers_dir``."""
 
     def __init__(self, name: str, files: dict, main_config: str, staging_dir: str, servers_dir: str | None = None,
-                 servers: dict | None = None):
+                 servers: dict | None = None, keep_states: bool = False):
         self.name = name
         self.files = dict(files)
         self.main_config = main_config
@@ -166,6 +197,8 @@ class Site:
         self.live = dict((path, read_text(path)) for path in self.files)
         self.live_servers = (read_servers_dir(servers_dir) if servers_dir and os.path.isdir(servers_dir) else {}) \
             if self.servers is not None else {}
+        if keep_states and self.servers is not None:
+            self.servers = kept_states(self.servers, self.live_servers)
 
     @property
     def changed_files(self) -> list:

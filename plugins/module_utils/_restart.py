@@ -38,6 +38,7 @@ from ansible_collections.zerodown.deploy.plugins.module_utils._bluegreen import 
     idle_port,
     live_port,
 )
+from ansible_collections.zerodown.deploy.plugins.module_utils._flip import Flip, FlipError, Slots
 from ansible_collections.zerodown.deploy.plugins.module_utils._fs import atomic_write
 from ansible_collections.zerodown.deploy.plugins.module_utils._health import NotHealthy, wait_healthy
 from ansible_collections.zerodown.deploy.plugins.module_utils._load import BEGIN_MARK, END_MARK, PHASES, LoadRun, phase_timing, timeline
@@ -49,7 +50,8 @@ from ansible_collections.zerodown.deploy.plugins.module_utils._module import (
     request_path,
     within,
 )
-from ansible_collections.zerodown.deploy.plugins.module_utils._names import SlotUnits, link_path, service_units
+from ansible_collections.zerodown.deploy.plugins.module_utils._nginx_backend import BackendError, Nginx
+from ansible_collections.zerodown.deploy.plugins.module_utils._names import SlotUnits, instance_units, link_path, service_units
 from ansible_collections.zerodown.deploy.plugins.module_utils._systemd import (
     SystemdError,
     describe_state,
@@ -59,7 +61,9 @@ from ansible_collections.zerodown.deploy.plugins.module_utils._systemd import (
 )
 from ansible_collections.zerodown.deploy.plugins.module_utils._validate import ValidationError, service_name
 
-MODES = ('auto', 'restart', 'rolling', 'reload', 'command', 'blue_green')
+MODES = ('auto', 'restart', 'rolling', 'reload', 'command', 'blue_green', 'surge', 'drain_rolling')
+# The modes of the instances layout behind nginx (module_utils/_flip.py), which need the slots option.
+SLOT_MODES = ('surge', 'drain_rolling')
 # Options that only mean something with mode=blue_green.
 BLUE_GREEN_OPTIONS = ('ports', 'drain_timeout')
 READY_SUCCESSES = 3
@@ -98,6 +102,7 @@ class RestartSettings:
             mode = 'rolling' if self.instances >= 2 else 'restart'
         self.mode = mode
         self._blue_green(params)
+        self._slots(params)
         self.command = params['command']
         if mode == 'command':
             if not self.command or not self.command[0]:
@@ -108,9 +113,10 @@ class RestartSettings:
             self.command = None
 
         self.target = endpoint('target', params['target'] or 'unix:/run/%s.sock' % self.service, self.warnings)
-        if params['health_target'] and mode == 'blue_green':
-            raise ModuleError('health_target is not used with mode=blue_green: the new slot is probed on its own port, '
-                              'http://127.0.0.1:PORT, before it goes live')
+        if params['health_target'] and mode in ('blue_green',) + SLOT_MODES:
+            raise ModuleError('health_target is not used with mode=%s: the new %s is probed on its own %s before it goes live'
+                              % (mode, 'slot' if mode == 'blue_green' else 'instance',
+                                 'port, http://127.0.0.1:PORT,' if mode == 'blue_green' else 'socket'))
         self.health_target = endpoint('health_target', params['health_target'], self.warnings) if params['health_target'] else self.target
         self.path = request_path('path', params['path'])
         self.health_path = request_path('health_path', params['health_path'])
@@ -136,6 +142,13 @@ class RestartSettings:
         if self.before_seconds + self.after_seconds >= self.max_duration:
             raise ModuleError('max_duration (%s s) must exceed before_seconds + after_seconds (%s s), or the load would end before the '
                               'action' % (number_text(self.max_duration), number_text(self.before_seconds + self.after_seconds)))
+        self.max_latency_factor = params.get('max_latency_factor')
+        self.latency_allowance_ms = params.get('latency_allowance_ms') or 0.0
+        self.boot_allowance = bool(params.get('boot_allowance'))
+        if self.max_latency_factor is not None:
+            within('max_latency_factor', self.max_latency_factor, 0, None, low_open=True)
+            if self.before_seconds <= 0:
+                raise ModuleError('max_latency_factor needs a baseline: before_seconds must be > 0')
         self.max_latency_ratio = params['max_latency_ratio']
         if self.max_latency_ratio is not None:
             within('max_latency_ratio', self.max_latency_ratio, 0, None, low_open=True)
@@ -174,8 +187,30 @@ class RestartSettings:
         self.idle = idle_port(self.live, self.ports)
         self.units = [SlotUnits(self.service, self.idle).app] + ([SlotUnits(self.service, self.live).app] if self.live is not None else [])
 
+    def _slots(self, params: dict) -> None:
+        """Settings of the instances layout's modes: the slots behind nginx; refused in the other modes."""
+        self.slots = params.get('slots')
+        if self.mode not in SLOT_MODES:
+            if self.slots:
+                raise ModuleError('slots is only used with mode=surge or mode=drain_rolling (mode is %s)' % params['mode'])
+            return
+        if not self.slots:
+            raise ModuleError('mode=%s needs slots (the instances behind nginx)' % self.mode)
+        if self.mode == 'drain_rolling' and self.instances < 2:
+            raise ModuleError('mode=drain_rolling takes one instance out of nginx at a time: instances must be 2 or more, got %d; '
+                              'one instance restarts with mode=surge' % self.instances)
+        slots = Slots(self.service, self.instances, self.slots['listen'], self.slots['servers_dir'])
+        live = slots.live()
+        # The restart's units: the live slots and, for a surge, the ones the new release starts in.
+        starting = slots.next_set(live) if self.mode == 'surge' else []
+        self.units = [instance_units(self.service, k).service for k in sorted(set(live) | set(starting))]
+
     def describe(self) -> str:
         """What the action is, for the report line."""
+        if self.mode == 'surge':
+            return 'surge of %d instance%s behind nginx' % (self.instances, '' if self.instances == 1 else 's')
+        if self.mode == 'drain_rolling':
+            return 'rolling restart of %d instances, each out of nginx while it restarts' % self.instances
         if self.mode == 'blue_green':
             return 'blue/green switch from slot %s to slot %d' % (self.live if self.live is not None else '(none)', self.idle)
         count = '%d instance%s' % (len(self.units), '' if len(self.units) == 1 else 's')
@@ -219,6 +254,8 @@ class RestartSettings:
 def check_units_loaded(settings: RestartSettings, systemd) -> None:
     """Every unit must exist before any load or restart (``systemd`` is a ``_systemd.Systemd``)."""
     units = list(settings.units)
+    if settings.mode in SLOT_MODES:
+        units = [instance_units(settings.service, 1).service, instance_units(settings.service, 1).socket]
     if settings.mode == 'blue_green':
         # Both slots' app and socket: the role installs them as templates, so an instance of each must load.
         units = [unit for port in settings.ports for unit in (SlotUnits(settings.service, port).app, SlotUnits(settings.service, port).socket)]
@@ -254,6 +291,7 @@ class Action:
         self.started_at = None
         self.finished_at = None
         self.blue_green = None
+        self.surge = None
 
     def _show(self, unit: str) -> t.Optional[dict]:
         """Unit state; None in command mode when systemctl is missing or the unit is not loaded."""
@@ -316,6 +354,8 @@ class Action:
             settings = self.settings
             if settings.mode == 'blue_green':
                 self.switch_slots()
+            elif settings.mode in SLOT_MODES:
+                self.flip_slots()
             elif settings.mode == 'rolling':
                 for unit in settings.units:
                     self._old_pids([unit])
@@ -348,6 +388,26 @@ class Action:
         finally:
             self.pids.update(switch.pids)
             self.blue_green = dict((key, value) for key, value in switch.result.items() if key not in ('changed', 'idle'))
+
+    def flip_slots(self) -> None:
+        """mode=surge or drain_rolling: the instances behind nginx of module_utils/_flip, recorded like the other modes."""
+        settings = self.settings
+        slots = settings.slots
+        flip = Flip(Slots(settings.service, settings.instances, slots['listen'], slots['servers_dir'], slots['server_options']),
+                    self.systemd, nginx=Nginx(slots['nginx_binary'], self.systemd, slots['nginx_service']), pid_file=slots['pid_file'],
+                    health_path=settings.health_path, host_header=settings.host_header, ready_timeout=settings.ready_timeout,
+                    drain_timeout=slots['drain_timeout'], probe_timeout=min(settings.timeout, PROBE_TIMEOUT), warn=self.warn)
+        self.ran = True
+        try:
+            if settings.mode == 'surge':
+                flip.surge()
+            else:
+                flip.rolling()
+        except (FlipError, BackendError, NotHealthy) as exc:
+            raise ActionError(str(exc))
+        finally:
+            self.pids.update(flip.pids)
+            self.surge = dict((key, value) for key, value in flip.result.items() if key != 'changed')
 
     @property
     def steps(self) -> list:
@@ -410,9 +470,45 @@ def build_result(settings: RestartSettings, run: LoadRun, action: Action, covere
     result['action_duration_s'] = action.duration_s
     if settings.mode == 'blue_green':
         result['blue_green'] = action.blue_green
+    if settings.mode in SLOT_MODES:
+        result['surge'] = action.surge
     result['latency_ratio'] = latency_ratio(result['phases'])
+    result['slowest'] = slowest_request(run, action)
     result['report'] = summary_line(settings, result)
     return result
+
+
+def slowest_request(run: LoadRun, action: Action) -> t.Optional[dict]:
+    """The slowest request of the during phase: its latency, when it started (s after the load began) and the step that ran."""
+    marks = dict(run.marks)
+    begin, end = marks.get(BEGIN_MARK), marks.get(END_MARK)
+    if begin is None or end is None:
+        return None
+    during = [record for record in run.results if record.end >= begin and record.start <= end]
+    if not during:
+        return None
+    worst = max(during, key=lambda record: record.latency)
+    step = None
+    for candidate in action.systemd.steps:
+        if candidate['started'] <= worst.end and (candidate.get('ready') or candidate.get('returned') or end) >= worst.start:
+            step = candidate
+    return {'latency_ms': round(worst.latency * 1000.0, 3), 'at_s': round(worst.start - run.started_at, 3),
+            'step': ' '.join(str(arg) for arg in step['argv']) if step else None,
+            'units': list(step['units']) if step else []}
+
+
+def latency_bound(settings: RestartSettings, result: dict) -> t.Optional[float]:
+    """The highest restart latency allowed, in ms: max_latency_factor x the steady p99, plus the allowance, plus (boot_allowance)
+    the time the action's steps took to come back (an instance restarting in place has its clients wait for its boot)."""
+    if settings.max_latency_factor is None:
+        return None
+    base = result['phases']['before']['latency_ms']['p99']
+    if base is None:
+        return None
+    bound = settings.max_latency_factor * base + settings.latency_allowance_ms
+    if settings.boot_allowance and result['action_duration_s'] is not None:
+        bound += result['action_duration_s'] * 1000.0
+    return round(bound, 3)
 
 
 def write_timeline(settings: RestartSettings, run: LoadRun) -> None:
@@ -440,6 +536,17 @@ def verdict(settings: RestartSettings, result: dict, warnings: list) -> t.Option
         elif ratio > settings.max_latency_ratio:
             problems.append('p99 latency during the action is %.1f times the baseline (%s vs %s), above max_latency_ratio %s'
                             % (ratio, _fmt_ms(during), _fmt_ms(base), number_text(settings.max_latency_ratio)))
+    bound = latency_bound(settings, result)
+    result['latency_bound_ms'] = bound
+    slowest = result.get('slowest')
+    if bound is not None and slowest is not None and slowest['latency_ms'] > bound:
+        base = result['phases']['before']['latency_ms']['p99']
+        problems.append('a request during the restart took %s (at %s s, while %s ran), above the bound of %s (%s x the steady p99 '
+                        'of %s + %s%s); raise app_verify_max_latency_factor or app_verify_latency_allowance_ms if that is what '
+                        'this app does' % (
+                            _fmt_ms(slowest['latency_ms']), number_text(slowest['at_s']), slowest['step'] or 'no step',
+                            _fmt_ms(bound), number_text(settings.max_latency_factor), _fmt_ms(base),
+                            _fmt_ms(settings.latency_allowance_ms), ' + the restart itself' if settings.boot_allowance else ''))
     if not problems:
         return None
     return '%s. %s' % ('; '.join(problems), result['report'])

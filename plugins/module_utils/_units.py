@@ -37,8 +37,11 @@ import re
 import time
 
 from ansible_collections.zerodown.deploy.plugins.module_utils._fs import atomic_write, read_text
+from ansible_collections.zerodown.deploy.plugins.module_utils._flip import FlipError
 from ansible_collections.zerodown.deploy.plugins.module_utils._health import NotHealthy, wait_healthy
-from ansible_collections.zerodown.deploy.plugins.module_utils._names import SOCKET_PROXYD, link_path, proxy_unit_files, socket_unit
+from ansible_collections.zerodown.deploy.plugins.module_utils._nginx_backend import BackendError
+from ansible_collections.zerodown.deploy.plugins.module_utils._names import (SOCKET_PROXYD, instance_socket_file, link_path,
+                                                                             proxy_unit_files, socket_unit)
 from ansible_collections.zerodown.deploy.plugins.module_utils._systemd import SystemdError, start_failure
 
 PROXYD = 'systemd-socket-proxyd'
@@ -79,7 +82,7 @@ class Spec:
         self.units = dict(params['units'])
         self.mode = params['mode']
         self.proxy = self.mode == 'proxy'
-        self.socket = params.get('socket') or socket_unit(self.name)
+        self.socket = params.get('socket') or (instance_socket_file(self.name) if self.mode == 'instances' else socket_unit(self.name))
         self.services = list(params['services'])
         self.obsolete = [unit for unit in params.get('obsolete') or [] if unit not in self.units]
         self.unit_dir = params['unit_dir']
@@ -98,6 +101,11 @@ class Spec:
         self.backlog = params.get('backlog')
         self.manage_somaxconn = bool(params.get('manage_somaxconn'))
         self.proxy_settings = params.get('proxy') or {}
+        # Layout instances: one socket per slot behind nginx (module_utils/_flip.py); the live slots are the host's to say.
+        self.instances_layout = self.mode == 'instances'
+        self.slots = params.get('slots') or {}
+        if self.instances_layout and not self.slots.get('servers_dir'):
+            raise UnitsError('socket_service_mode: instances needs the nginx servers directory of the slots (slots.servers_dir)')
         if self.proxy and not os.access(SOCKET_PROXYD, os.X_OK):
             raise UnitsError('socket_service: socket_service_mode: proxy needs systemd-socket-proxyd (part of the systemd package), and '
                              '%s does not exist. Nothing was changed.' % SOCKET_PROXYD)
@@ -106,6 +114,11 @@ class Spec:
         for unit in self.units:
             if '/' in unit or not unit.endswith(('.service', '.socket')):
                 raise UnitsError('units: %r is not a unit file name ending in .service or .socket' % unit)
+
+    @property
+    def legacy_socket(self) -> str:
+        """Layout instances: the one shared socket of the other layout, which serves until nginx is moved off it."""
+        return socket_unit(self.name)
 
     @property
     def public_service(self) -> str:
@@ -121,11 +134,13 @@ class Spec:
 class Rollout:
     """One run: plan, verify, install, start. ``result`` is the module's result."""
 
-    def __init__(self, spec: Spec, systemd, check_mode: bool = False, switch_factory=None, warn=None, clock=time.monotonic):
+    def __init__(self, spec: Spec, systemd, check_mode: bool = False, switch_factory=None, warn=None, clock=time.monotonic,
+                 flip_factory=None):
         self.spec = spec
         self.systemd = systemd
         self.check_mode = check_mode
         self.switch_factory = switch_factory
+        self.flip_factory = flip_factory
         self.warn = warn or (lambda message: None)
         self.clock = clock
         self.installed = dict((unit, read_text(spec.path(unit))) for unit in list(spec.units) + spec.obsolete + [spec.public_service])
@@ -135,11 +150,32 @@ class Rollout:
         # leftovers only when NAME.service was its public proxy.
         theirs = [] if self.was_proxy else proxy_unit_files(spec.name)
         self.obsolete_present = [unit for unit in spec.obsolete if self.installed.get(unit) is not None and unit not in theirs]
+        self.legacy = []
+        if spec.instances_layout:
+            # Moving off one shared socket: its units keep serving until nginx, in its own step, is moved to the slots
+            # and drained; that step stops them (legacy_units), and a later run removes their files.
+            self.legacy = self.legacy_running()
+            keep = set(self.legacy + [spec.legacy_socket, spec.public_service])
+            self.obsolete_present = [unit for unit in self.obsolete_present if unit not in keep or not self.legacy]
         self.result = {
             'changed': False, 'changed_units': list(self.changed_units), 'removed_units': list(self.obsolete_present),
             'stopped': [], 'started': [], 'restarted': [], 'socket_restarted': False, 'somaxconn': None,
-            'exposure': None, 'staged_exposure': None, 'verified': False, 'slot': None,
+            'exposure': None, 'staged_exposure': None, 'verified': False, 'slot': None, 'live': [], 'legacy_units': list(self.legacy),
         }
+
+    def legacy_running(self) -> list:
+        """The shared-socket layout's units that run (NAME.socket and the services on it)."""
+        spec = self.spec
+        if read_text(spec.path(spec.legacy_socket)) is None:
+            return []
+        known = self.systemd.list_units([spec.legacy_socket, spec.public_service, '%s@*.service' % spec.name])
+        states = self.systemd.show_many(sorted(known), properties=('Id', 'ActiveState', 'TriggeredBy'))
+        socket_active = states.get(spec.legacy_socket, {}).get('ActiveState') == 'active'
+        if not socket_active:
+            return []
+        on_socket = [unit for unit, state in states.items() if unit != spec.legacy_socket and state.get('ActiveState') == 'active'
+                     and spec.legacy_socket in (state.get('TriggeredBy') or '').split()]
+        return sorted(on_socket) + [spec.legacy_socket]
 
     # -- the plan ---------------------------------------------------------------------------------
 
@@ -195,7 +231,8 @@ class Rollout:
 
     def guard(self) -> None:
         spec = self.spec
-        if spec.allow_socket_restart:
+        if spec.allow_socket_restart or spec.instances_layout:
+            # Layout instances: a changed socket goes live with new slots beside the old ones, nothing restarts a socket.
             return
         installed_public = self.installed.get(spec.public_service)
         if (self.was_proxy and self.systemd.is_active(spec.public_service)
@@ -215,7 +252,8 @@ class Rollout:
 
     def install(self) -> None:
         spec = self.spec
-        socket_was_active = spec.socket in self.changed_units and self.systemd.is_active(spec.socket)
+        socket_was_active = (not spec.instances_layout and spec.socket in self.changed_units
+                             and self.systemd.is_active(spec.socket))
         for unit in self.changed_units:
             atomic_write(spec.path(unit), spec.units[unit], mode=0o644)
         self.stop_unwanted()
@@ -237,6 +275,8 @@ class Rollout:
     def stop_unwanted(self) -> None:
         """Units of this app that run but are no longer wanted (fewer instances, another mode); the socket keeps listening."""
         spec = self.spec
+        if spec.instances_layout:
+            return  # the slots are the flip's (start); the shared layout's units wait for nginx's drain (legacy_units)
         patterns = [spec.public_service, '%s@*.service' % spec.name]
         if self.was_proxy and not spec.proxy:
             patterns += ['%s-app@*.service' % spec.name, '%s-slot@*.service' % spec.name, '%s-slot@*.socket' % spec.name]
@@ -251,6 +291,8 @@ class Rollout:
 
     def start(self) -> None:
         spec = self.spec
+        if spec.instances_layout:
+            return self.start_slots()
         try:
             self.raise_somaxconn()
             self.enable_and_start([spec.socket])
@@ -263,6 +305,41 @@ class Rollout:
             self.wait_ready(spec.services)
         except (SystemdError, NotHealthy) as exc:
             raise UnitsError(self.diagnose(str(exc)))
+
+    def start_slots(self) -> None:
+        """Layout instances: the live slots run (a first start, or beside the shared layout, starts new ones); a changed unit
+        goes live with a surge (new slots beside the live ones, one nginx reload, the old ones drained and stopped)."""
+        flip = self.flip_factory()
+        try:
+            self.raise_somaxconn()
+            live = flip.slots.live()
+            if live and not self.legacy and self.spec.restart_on_change and self.changed_units:
+                outcome = flip.surge()
+            elif live and not self.legacy:
+                outcome = flip.ensure_started(route_now=True)
+            else:
+                # Nothing routed to the slots yet: start N of them (not those a shared layout still runs) and write their
+                # server files; the nginx_upstream step points the site at them.
+                busy = flip.running() + [self.slot_of(unit) for unit in self.legacy]
+                new = [k for k in flip.slots.numbers if k not in busy][:flip.slots.instances]
+                flip.start(new)
+                flip.write_states(new)
+                outcome = dict(flip.result, live_after=new, changed=True)
+        except (SystemdError, NotHealthy, FlipError, BackendError) as exc:
+            raise UnitsError(self.diagnose(str(exc)))
+        self.result['live'] = outcome['live_after']
+        self.result['started'] += ['%s@%d.service' % (self.spec.name, k) for k in outcome['started']]
+        self.result['stopped'] += ['%s@%d.service' % (self.spec.name, k) for k in outcome['stopped']]
+        self.result['slot'] = dict((key, value) for key, value in outcome.items() if key != 'changed')
+        if outcome['changed']:
+            self.result['changed'] = True
+
+    @staticmethod
+    def slot_of(unit: str) -> int:
+        """The instance number of NAME@K.service (0 for NAME.service)."""
+        head, at, tail = unit.partition('@')
+        number = tail.split('.', 1)[0]
+        return int(number) if at and number.isdigit() else 0
 
     def restarts_instances(self) -> bool:
         spec = self.spec

@@ -62,10 +62,13 @@ name one of that role's rules; entries in brackets when not all three)::
     app_service_type          spec only (choices)
     app_instances             app (1 to 64; 1 in proxy mode); covers socket_service_instances
     app_mode                  spec only (choices); selects the proxy rules
+    app_surge                 spec only (bool); with app_nginx it selects the instances layout's rule on app_listen
+    app_nginx_keepalive       app (0 or more) [app_nginx]
     app_proxy_ports           app (2, in range, different) [proxy]; covers socket_service_proxy_ports
     app_proxy_drain_timeout   app (more than 0) [proxy]; covers socket_service_proxy_drain_timeout
     app_listen                app (Unix path or host:port); socket_service (port range; not a slot port [proxy]);
-                              nginx_upstream (upstream form) [app_nginx]
+                              nginx_upstream (upstream form) [app_nginx]; a Unix path or loopback HOST:PORT
+                              (one socket per instance) [app_nginx, socket mode]
     app_socket_group          no rule
     app_health_path           app (starts with '/', no spaces); covers socket_service_health_path
     app_hardening_profile     spec only (choices); app (not isolated) [proxy]
@@ -90,6 +93,8 @@ name one of that role's rules; entries in brackets when not all three)::
                               app (the duration exceeds the other two)
     app_verify_max_requests   spec only (int)
     app_verify_max_failed     app (0 or more)
+    app_verify_max_latency_factor app (more than 0)
+    app_verify_latency_allowance_ms app (0 or more)
     app_verify_timeline       spec only (bool)
     app_report_dir            spec only (path)
     app_deploy_time           app (UTC time); covers release_id_time
@@ -337,6 +342,15 @@ def is_listen_address(value) -> bool:
     return BARE_PORT_RE.fullmatch(address) is not None and in_port_range(address)
 
 
+def is_slot_listen(value) -> bool:
+    """What one socket per instance can be made of: an absolute Unix path, or a loopback IPv4 HOST:PORT (slot K gets
+    127.0.0.K:PORT, see _names.instance_listen)."""
+    address = text(value)
+    if UNIX_PATH_RE.fullmatch(address):
+        return True
+    return IPV4_PORT_RE.fullmatch(address) is not None and address.startswith('127.') and in_port_range(address.rsplit(':', 1)[-1])
+
+
 def is_upstream_server(value) -> bool:
     """An nginx upstream server: unix:/absolute/path, host:port or [IPv6]:port (the port is checked apart)."""
     server = text(value)
@@ -499,6 +513,19 @@ def _rollback_to(out, target, name):
 
 # --------------------------------------------------------------------------- socket_service
 
+def _instances_layout(out, s, listen_name: str, servers_name, what: str) -> None:
+    """One socket per instance (layout instances): a listen address each slot can take, and nginx's server files."""
+    listen = s[listen_name]
+    addresses = items(listen) if isinstance(listen, (list, tuple)) else [listen]
+    out.rule(len(addresses) == 1 and is_slot_listen(addresses[0]),
+             '%s must be one absolute Unix socket path (each instance K gets its own, NAME-K.sock beside it) or one loopback '
+             'address 127.x.x.x:PORT (instance K gets 127.0.0.K:PORT) with %s (got %s).', listen_name, what, show(listen))
+    if servers_name is not None:
+        servers = s[servers_name]
+        out.rule(is_absolute(servers), "%s must be nginx's absolute directory of one server file per instance with %s (got '%s').",
+                 servers_name, what, show(servers))
+
+
 def check_socket_service(settings, entry='main', play=None):
     """The rules of the socket_service role (entry points main and preflight)."""
     s = settings
@@ -563,6 +590,8 @@ def check_socket_service(settings, entry='main', play=None):
                  'socket_service_dynamic_user cannot be used with socket_service_mode: proxy: the slot sockets are owned by the '
                  'fixed socket_service_user that runs the proxies.')
         _slot_ports_free(out, listen, ports, 'socket_service_listen', 'socket_service_proxy_ports', show(listen))
+    if s['socket_service_mode'] == 'instances':
+        _instances_layout(out, s, 'socket_service_listen', 'socket_service_servers_dir', 'socket_service_mode: instances')
     if entry == 'preflight':
         out.rule(not proxy, 'the pre-flight entry point does not apply to socket_service_mode: proxy. There, the blue/green switch '
                  'starts the new release on the idle slot and probes its health path before the link points at it, which is the '
@@ -766,6 +795,13 @@ def check_app(settings, entry='deploy', play=None):
         out.rule(not base_ok or NGINX_PATH_RE.fullmatch(base_path(base) + '/current/public'),
                  "app_base_path must not contain spaces, ';' or braces with app_nginx: true, nginx serves BASE/current/public "
                  "(got '%s').", base)
+        listen_valid = listen_ok and (unix or in_port_range(listen.rsplit(':', 1)[-1]))
+        if listen_valid and s['app_mode'] != 'proxy' and (to_bool(s['app_surge']) or to_int(instances) > 1):
+            # One socket per instance behind nginx (layout instances).
+            _instances_layout(out, s, 'app_listen', None, 'app_nginx: true (one socket per instance; app_surge: false with one '
+                              'instance keeps one shared socket)')
+        keepalive = s['app_nginx_keepalive']
+        out.rule(to_int(keepalive) >= 0, 'app_nginx_keepalive must be 0 (off) or more (got %s).', show(keepalive))
     for option, least, most in (('app_verify_workers', 1, 64), ('app_health_gate_successes', 1, 100)):
         out.rule(least <= to_int(s[option]) <= most, '%s must be between %d and %d (got %s).', option, least, most, show(s[option]))
     rate, ratio = s['app_verify_rate'], s['app_verify_post_ratio']
@@ -773,6 +809,9 @@ def check_app(settings, entry='deploy', play=None):
     out.rule(0 <= to_float(ratio) <= 1, 'app_verify_post_ratio must be between 0 and 1 (got %s).', show(ratio))
     max_failed = s['app_verify_max_failed']
     out.rule(to_int(max_failed) >= 0, 'app_verify_max_failed must be 0 or more (got %s).', show(max_failed))
+    factor, allowance = s['app_verify_max_latency_factor'], s['app_verify_latency_allowance_ms']
+    out.rule(to_float(factor) > 0, 'app_verify_max_latency_factor must be more than 0 (got %s).', show(factor))
+    out.rule(to_float(allowance) >= 0, 'app_verify_latency_allowance_ms must be 0 or more (got %s).', show(allowance))
     duration = s['app_verify_max_duration']
     out.rule(to_float(duration) > to_float(s['app_verify_baseline_seconds']) + to_float(s['app_verify_tail_seconds']),
              'app_verify_max_duration (%s s) must exceed app_verify_baseline_seconds + app_verify_tail_seconds, or the load would '

@@ -81,6 +81,28 @@ options:
     description: nginx's systemd unit.
     type: str
     default: nginx
+  keep_server_states:
+    description:
+      - Include mode, keep an existing server file up or down as it is (only its address and parameters come from O(servers)).
+        Once the directory has server files, a new one is written down, and one that is up stays even when O(servers) no
+        longer names it. The instances of the P(zerodown.deploy.app#role) role are routed by their surge, not by the site.
+    type: bool
+    default: false
+  retire_units:
+    description:
+      - Units to stop and disable once the reload's old workers, the only ones that could still send them a request, have
+        exited. The app role moves off one shared socket this way.
+    type: list
+    elements: str
+    default: []
+  pid_file:
+    description: nginx's pid file (to know its workers from before a reload).
+    type: path
+    default: /run/nginx.pid
+  drain_timeout:
+    description: Seconds to wait for the old workers before O(retire_units) stop anyway (with a warning).
+    type: float
+    default: 60
 seealso:
   - module: zerodown.deploy.nginx_backend
 """
@@ -114,6 +136,11 @@ reloaded:
   description: Whether nginx was reloaded (or started).
   returned: always
   type: bool
+retired:
+  description: The O(retire_units) that ran and were stopped.
+  returned: when any was
+  type: list
+  elements: str
 """
 
 import os
@@ -122,6 +149,7 @@ from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.zerodown.deploy.plugins.module_utils._module import ModuleError, finish
 from ansible_collections.zerodown.deploy.plugins.module_utils._nginx import SiteError, Site, socket_problems, mirror_test
+from ansible_collections.zerodown.deploy.plugins.module_utils._nginx_backend import BackendError, DrainWatch, ProcTable, parse_servers, read_master_pid
 from ansible_collections.zerodown.deploy.plugins.module_utils._systemd import Systemd, SystemdError
 
 
@@ -138,6 +166,15 @@ def install_nginx(module, package: str) -> None:
             raise SiteError('nginx_upstream: %s failed with rc %d: %s' % (' '.join(argv), rc, (err or out).strip()[-1500:]))
 
 
+def serving_sockets(sockets: list, site: Site) -> list:
+    """The sockets nginx will send requests to: with server files, not those of a server that stays down (an instance that
+    does not run has no socket)."""
+    down = set()
+    for text in (site.servers or {}).values():
+        down.update(server.address for server in parse_servers(text) if server.down)
+    return [path for path in sockets if 'unix:' + path not in down]
+
+
 def apply_site(module) -> dict:
     params = module.params
     result = {'changed': False, 'changed_files': [], 'changed_servers': [], 'installed_package': None, 'reloaded': False}
@@ -147,10 +184,11 @@ def apply_site(module) -> dict:
         if module.check_mode:
             return result
         install_nginx(module, params['package'])
-    problems = socket_problems(params['sockets'], params['user'])
+    site = Site(params['name'], params['files'], params['main_config'], params['staging_dir'], params['servers_dir'], params['servers'],
+                keep_states=params['keep_server_states'])
+    problems = socket_problems(serving_sockets(params['sockets'], site), params['user'])
     if problems:
         raise SiteError(' | '.join(problems))
-    site = Site(params['name'], params['files'], params['main_config'], params['staging_dir'], params['servers_dir'], params['servers'])
     result['changed_files'] = site.changed_files
     result['changed_servers'] = site.changed_servers
     if module._diff:
@@ -158,6 +196,7 @@ def apply_site(module) -> dict:
     systemd = Systemd.for_module(module)
     running = systemd.is_active(params['service'])
     if not site.changed and running:
+        retire(module, systemd, params['retire_units'], None, result)
         return result
     result['changed'] = True
     if module.check_mode:
@@ -175,10 +214,31 @@ def apply_site(module) -> dict:
                             % (err or out).strip())
     if not systemd.is_enabled([params['service']]):
         systemd.run('enable', [params['service']])
+    watch = None
+    if running and params['retire_units']:
+        master = read_master_pid(params['pid_file'])
+        watch = DrainWatch(ProcTable(), params['pid_file'], master, ProcTable().children(master))
     # Starting a stopped nginx is not a restart: nothing was being served. A running one only ever reloads.
     systemd.run('reload' if running else 'start', [params['service']])
     result['reloaded'] = True
+    retire(module, systemd, params['retire_units'], watch, result)
     return result
+
+
+def retire(module, systemd: Systemd, units: list, watch, result: dict) -> None:
+    """Stop what only the configuration of before the reload sent requests to, once the workers that had it exited."""
+    running = [unit for unit in units if systemd.is_active(unit)]
+    if not running:
+        return
+    if watch is not None:
+        outcome = watch.wait(module.params['drain_timeout'])
+        result['drain_seconds'] = round(outcome.seconds, 3)
+        if not outcome.done:
+            module.warn('%d nginx worker(s) from before the reload were still running after %g s; stopping %s anyway'
+                        % (len(outcome.remaining), module.params['drain_timeout'], ', '.join(running)))
+    systemd.run('disable', running, extra=('--now',))
+    result['retired'] = running
+    result['changed'] = True
 
 
 def run_module(module: AnsibleModule):
@@ -190,7 +250,7 @@ def run_module(module: AnsibleModule):
         return apply_site(module), None
     except SiteError as exc:
         raise ModuleError(str(exc))
-    except SystemdError as exc:
+    except (SystemdError, BackendError) as exc:
         raise ModuleError('nginx_upstream: %s' % exc)
 
 
@@ -208,6 +268,10 @@ def main() -> None:
             package=dict(type='str', default='nginx'),
             alternatives=dict(type='list', elements='str', default=['nginx-light', 'nginx-core', 'nginx-full', 'nginx-extras']),
             service=dict(type='str', default='nginx'),
+            keep_server_states=dict(type='bool', default=False),
+            retire_units=dict(type='list', elements='str', default=[]),
+            pid_file=dict(type='path', default='/run/nginx.pid'),
+            drain_timeout=dict(type='float', default=60),
         ),
         required_together=[('servers_dir', 'servers')],
         supports_check_mode=True,

@@ -53,9 +53,15 @@ options:
     type: dict
     required: true
   mode:
-    description: V(socket) (the app takes the socket) or V(proxy) (systemd-socket-proxyd in front of two slots).
+    description:
+      - V(socket), the app takes the one socket (all instances share it); V(proxy), systemd-socket-proxyd in front of two slots;
+        V(instances), every instance is a slot C(NAME@K) with its own socket behind nginx (see O(slots)).
+      - With V(instances), the slots that nginx sends requests to (their server files are C(up)) are the live ones. A first start
+        starts N slots and writes their server files (the nginx_upstream role then points the site at them); a changed unit goes live
+        with a surge (new slots beside the live ones, one nginx reload, the old slots drained and stopped). While the one socket of
+        the other layout still serves, it keeps serving; RV(legacy_units) names what to stop once nginx moved off it.
     type: str
-    choices: [socket, proxy]
+    choices: [socket, proxy, instances]
     default: socket
   socket:
     description: The socket unit. Default C(NAME.socket).
@@ -126,6 +132,41 @@ options:
     description: Raise C(net.core.somaxconn) to O(backlog) (a file in C(/etc/sysctl.d) and C(sysctl --load)).
     type: bool
     default: true
+  slots:
+    description:
+      - With O(mode=instances), the slots and nginx.
+    type: dict
+    suboptions:
+      instances:
+        description: N; the slots are 1 .. 2N.
+        type: int
+        required: true
+      listen:
+        description:
+          - The app's address, from which slot K's own is made (V(/run/shop/shop.sock) gives V(/run/shop/shop-K.sock),
+            V(127.0.0.1:8000) gives V(127.0.0.K:8000)).
+        type: str
+        required: true
+      servers_dir:
+        description: nginx's directory of one server file per slot.
+        type: path
+        required: true
+      server_options:
+        description: Parameters of every server line.
+        type: str
+        default: ''
+      pid_file:
+        description: nginx's pid file.
+        type: path
+        default: /run/nginx.pid
+      nginx_service:
+        description: nginx's unit.
+        type: str
+        default: nginx
+      drain_timeout:
+        description: Seconds to wait for the workers of before a reload to exit.
+        type: float
+        default: 60
   proxy:
     description:
       - Proxy mode settings, as for M(zerodown.deploy.blue_green)
@@ -212,17 +253,38 @@ exposure:
   returned: always
   type: float
 slot:
-  description: Proxy mode, what the blue/green start or switch returned.
+  description: Proxy mode, what the blue/green start or switch returned; layout instances, what the start or surge did.
   returned: always
   type: dict
+live:
+  description: With O(mode=instances), the live slots after the run.
+  returned: always
+  type: list
+  elements: int
+legacy_units:
+  description: With O(mode=instances), the units of the one shared socket that still serve; stop them once nginx moved off.
+  returned: always
+  type: list
+  elements: str
 """
 
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.zerodown.deploy.plugins.module_utils._bluegreen import Switch
+from ansible_collections.zerodown.deploy.plugins.module_utils._flip import Flip, Slots
+from ansible_collections.zerodown.deploy.plugins.module_utils._nginx_backend import Nginx
 from ansible_collections.zerodown.deploy.plugins.module_utils._module import ModuleError, finish
 from ansible_collections.zerodown.deploy.plugins.module_utils._systemd import Systemd
 from ansible_collections.zerodown.deploy.plugins.module_utils._units import Rollout, Spec, UnitsError
+
+
+def slot_flip(module: AnsibleModule, spec: Spec, systemd: Systemd) -> Flip:
+    """Layout instances: the slots of the app behind nginx, and nginx to route between them."""
+    slots = module.params['slots']
+    nginx = Nginx(module.get_bin_path('nginx', opt_dirs=['/usr/sbin']) or '/usr/sbin/nginx', systemd, slots['nginx_service'])
+    return Flip(Slots(spec.name, slots['instances'], slots['listen'], slots['servers_dir'], slots['server_options']), systemd,
+                nginx=nginx, pid_file=slots['pid_file'], health_path=spec.health_path or '/', ready_timeout=spec.ready_timeout,
+                drain_timeout=slots['drain_timeout'], warn=module.warn)
 
 
 def run_module(module: AnsibleModule):
@@ -238,7 +300,11 @@ def run_module(module: AnsibleModule):
             return Switch(spec.name, proxy.get('ports') or [8001, 8002], systemd, health_path=proxy.get('health_path') or '/',
                           ready_timeout=spec.ready_timeout, drain_timeout=proxy.get('drain_timeout') or 30, warn=module.warn)
 
-        rollout = Rollout(spec, systemd, check_mode=module.check_mode, switch_factory=switch_factory, warn=module.warn)
+        def flip_factory():
+            return slot_flip(module, spec, systemd)
+
+        rollout = Rollout(spec, systemd, check_mode=module.check_mode, switch_factory=switch_factory, warn=module.warn,
+                          flip_factory=flip_factory)
         result = rollout.run()
     except UnitsError as exc:
         raise ModuleError(exc.msg, rollout.result if rollout else None)
@@ -252,7 +318,7 @@ def main() -> None:
         argument_spec=dict(
             name=dict(type='str', required=True),
             units=dict(type='dict', required=True),
-            mode=dict(type='str', choices=['socket', 'proxy'], default='socket'),
+            mode=dict(type='str', choices=['socket', 'proxy', 'instances'], default='socket'),
             socket=dict(type='str'),
             services=dict(type='list', elements='str', required=True),
             obsolete=dict(type='list', elements='str', default=[]),
@@ -271,6 +337,15 @@ def main() -> None:
             ready_timeout=dict(type='float', default=60),
             backlog=dict(type='int'),
             manage_somaxconn=dict(type='bool', default=True),
+            slots=dict(type='dict', options=dict(
+                instances=dict(type='int', required=True),
+                listen=dict(type='str', required=True),
+                servers_dir=dict(type='path', required=True),
+                server_options=dict(type='str', default=''),
+                pid_file=dict(type='path', default='/run/nginx.pid'),
+                nginx_service=dict(type='str', default='nginx'),
+                drain_timeout=dict(type='float', default=60),
+            )),
             proxy=dict(type='dict', options=dict(
                 ports=dict(type='list', elements='int'),
                 drain_timeout=dict(type='float', default=30),

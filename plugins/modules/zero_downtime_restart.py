@@ -69,8 +69,16 @@ options:
         the new slot, waits until the old port has no established connection (at most O(drain_timeout)), then stops and
         disables the old slot. A new slot that does not become healthy is stopped again, and the live slot keeps serving. Only
         with O(instances=1). See RV(blue_green).
+      - V(surge) is for the instances layout behind nginx (C(socket_service_mode=instances), see O(slots)). It starts the N slots
+        that are not live (C(NAME@K.service), each on its own socket), waits until each answers O(health_path) on its own socket,
+        then marks them up and the live ones down in nginx in one reload, waits until the workers of before the reload (the only
+        ones that could still send a request to the old slots) have exited, and stops the old slots. No request reaches a process
+        that is starting or stopping, whatever the app server does on C(SIGTERM). New slots that do not come up are stopped again
+        and the live ones keep serving. See RV(surge).
+      - V(drain_rolling) is the same layout without the memory for a surge (O(instances) 2 or more). One live slot at a time is
+        marked down, drained, restarted, probed and marked up again.
     type: str
-    choices: [auto, restart, rolling, reload, command, blue_green]
+    choices: [auto, restart, rolling, reload, command, blue_green, surge, drain_rolling]
     default: auto
   command:
     description:
@@ -184,6 +192,58 @@ options:
       - The task fails when more requests than this failed (RV(failed_requests) > O(max_failed)).
     type: int
     default: 0
+  max_latency_factor:
+    description:
+      - The task fails when a request during the action took longer than this times the p99 latency before it, plus
+        O(latency_allowance_ms) (plus, with O(boot_allowance), the time the action took). The message names the slowest request,
+        when it started and which step ran then. Requires O(before_seconds) > 0.
+    type: float
+  latency_allowance_ms:
+    description:
+      - Milliseconds added to the bound of O(max_latency_factor), for the jitter of a busy machine.
+    type: float
+    default: 0
+  boot_allowance:
+    description:
+      - Add the time the action took to the bound of O(max_latency_factor). With one instance restarting in place, clients wait in
+        the socket's backlog for its boot, and that wait is expected.
+    type: bool
+    default: false
+  slots:
+    description:
+      - With O(mode=surge) and O(mode=drain_rolling), the slots behind nginx; refused with the other modes.
+    type: dict
+    suboptions:
+      listen:
+        description:
+          - The app's address, from which slot K's own is made (V(/run/shop/shop.sock) gives V(/run/shop/shop-K.sock),
+            V(127.0.0.1:8000) gives V(127.0.0.K:8000)).
+        type: str
+        required: true
+      servers_dir:
+        description: nginx's directory of one server file per slot.
+        type: path
+        required: true
+      server_options:
+        description: Parameters of every server line.
+        type: str
+        default: ''
+      pid_file:
+        description: nginx's pid file.
+        type: path
+        default: /run/nginx.pid
+      nginx_service:
+        description: nginx's unit.
+        type: str
+        default: nginx
+      nginx_binary:
+        description: nginx's program, for C(nginx -t).
+        type: path
+        default: /usr/sbin/nginx
+      drain_timeout:
+        description: Seconds to wait for the workers of before a reload to exit.
+        type: float
+        default: 60
   max_latency_ratio:
     description:
       - Optional bound on the p99 latency during the action divided by the p99 latency before it (the baseline). The task fails
@@ -488,6 +548,42 @@ latency_ratio:
   returned: when the load ran
   type: float
   sample: 1.3
+surge:
+  description: With O(mode=surge) and O(mode=drain_rolling), what the slots did.
+  returned: with those modes
+  type: dict
+  contains:
+    live_before:
+      description: The slots nginx sent requests to before.
+      type: list
+      elements: int
+    live_after:
+      description: The slots it sends requests to now.
+      type: list
+      elements: int
+    started:
+      description: The slots started.
+      type: list
+      elements: int
+    stopped:
+      description: The slots stopped.
+      type: list
+      elements: int
+    drains:
+      description: Each nginx reload, with the slots up, whether its old workers exited (C(done)) and after how many seconds.
+      type: list
+      elements: dict
+    reloads:
+      description: How many times nginx was reloaded.
+      type: int
+slowest:
+  description: The slowest request during the action, with C(latency_ms), C(at_s) (after the load began), and the C(step) that ran.
+  returned: success and failure after the load ran
+  type: dict
+latency_bound_ms:
+  description: The bound of O(max_latency_factor), or V(null) without it.
+  returned: success and failure after the load ran
+  type: float
 blue_green:
   description: With O(mode=blue_green), what the switch did.
   returned: when O(mode=blue_green) and the load ran
@@ -556,6 +652,18 @@ def main() -> None:
             ready_timeout=dict(type='float', default=60),
             max_failed=dict(type='int', default=0),
             max_latency_ratio=dict(type='float'),
+            max_latency_factor=dict(type='float'),
+            latency_allowance_ms=dict(type='float', default=0),
+            boot_allowance=dict(type='bool', default=False),
+            slots=dict(type='dict', options=dict(
+                listen=dict(type='str', required=True),
+                servers_dir=dict(type='path', required=True),
+                server_options=dict(type='str', default=''),
+                pid_file=dict(type='path', default='/run/nginx.pid'),
+                nginx_service=dict(type='str', default='nginx'),
+                nginx_binary=dict(type='path', default='/usr/sbin/nginx'),
+                drain_timeout=dict(type='float', default=60),
+            )),
             timeline_path=dict(type='path'),
             marker_header=dict(type='str', default='X-Served-By'),
             ports=dict(type='list', elements='int'),

@@ -4,8 +4,9 @@
 """The whole deploy, checked on two systemd containers at once.
 
 converge.yml deployed release v1 of the sample app ("shop", gunicorn behind
-nginx as shop.test) to zd-app (one instance) and zd-app-two (two instances,
-rolling restarts). Every play below is the collection's own playbook
+nginx as shop.test) to zd-app (one instance: every deploy starts the new one
+beside it and moves nginx over, the surge) and zd-app-two (two instances with
+app_surge: false: one at a time out of nginx, restarted, back in). Every play below is the collection's own playbook
 (zerodown.deploy.deploy, .rollback, .verify) run against both containers,
 with the inventory an operator would write (vars/app.yml as group vars).
 The tests run in file order and build on each other:
@@ -37,6 +38,9 @@ APP_SOURCE = os.path.join(ROOT, "tests", "apps", "hello_wsgi.py")
 NAME = os.environ.get("MOLECULE_SCENARIO_NAME", "app")
 SOURCES = "/tmp/zd-%s-sources" % NAME
 HOSTS = {"zd-%s" % NAME: 1, "zd-%s-two" % NAME: 2}
+# The inventory's host variables (molecule.yml has the same): the restart mode of each shape.
+HOST_VARS = {"zd-%s" % NAME: {"app_instances": 1}, "zd-%s-two" % NAME: {"app_instances": 2, "app_surge": False}}
+MODES = {"zd-%s" % NAME: "surge", "zd-%s-two" % NAME: "drain_rolling"}
 BASE = "/srv/shop"
 NGINX = "http://127.0.0.1:80"
 SERVER_NAME = "shop.test"
@@ -61,7 +65,7 @@ class Play:
     def __init__(self, playbook, extra=None, check=False, hosts=None):
         self.playbook = playbook
         self.hosts = hosts = hosts or HOSTS
-        self.inventory = podman_inventory(app_vars(), hosts=dict((name, {"app_instances": count}) for name, count in hosts.items()))
+        self.inventory = podman_inventory(app_vars(), hosts=dict((name, HOST_VARS[name]) for name in hosts))
         # Both hosts in one wave: every test here checks both shapes in the same run (molecule/fleet tests the waves).
         self.extra = dict({"zerodown_waves": ["100%"]}, **(extra or {}))
         self.check = check
@@ -91,10 +95,16 @@ def state(container):
     return release_state(container, BASE)
 
 
+def live_units(container):
+    """The app's services that run: one slot per instance (shop@K.service, each on its own socket)."""
+    listed = podman_exec(container, "systemctl", "list-units", "--state=active", "--type=service", "--no-legend", "--plain",
+                         "shop.service", "shop@*.service").stdout.split("\n")
+    return sorted(line.split()[0] for line in listed if line.strip())
+
+
 def main_pids(container):
-    units = ["shop.service"] if HOSTS[container] == 1 else ["shop@%d.service" % i for i in range(1, HOSTS[container] + 1)]
     return dict((unit, podman_exec(container, "systemctl", "show", "--property=MainPID", "--value", unit).stdout.strip())
-                for unit in units)
+                for unit in live_units(container))
 
 
 def loads_during(background_load, action):
@@ -125,9 +135,18 @@ def test_v1_serves_through_nginx_on_a_socket_only_nginx_may_use(host):
     for container, instances in HOSTS.items():
         answer = served(container)
         assert answer["status"] == 200 and answer["release"] == "v1", answer
-        assert all(pid.isdigit() and pid != "0" for pid in main_pids(container).values())
-        sock = podman_exec(container, "stat", "-c", "%U:%G %a", "/run/shop/shop.sock").stdout.split()
-        assert sock == ["root:www-data", "660"]
+        pids = main_pids(container)
+        assert len(pids) == instances and all(pid.isdigit() and pid != "0" for pid in pids.values()), pids
+        for unit in pids:
+            # Every instance its own socket, which only nginx may use.
+            slot = unit.split("@")[1].split(".")[0]
+            sock = podman_exec(container, "stat", "-c", "%U:%G %a", "/run/shop/shop-%s.sock" % slot).stdout.split()
+            assert sock == ["root:www-data", "660"], (unit, sock)
+            # ... and that socket starts (and passes its fd to) this slot's service only.
+            triggers = podman_exec(container, "systemctl", "show", "--property=Triggers", "--value", "shop@%s.socket" % slot)
+            assert triggers.stdout.split() == [unit], (unit, triggers.stdout)
+        # The one shared socket of the other layout is not there.
+        assert podman_exec(container, "test", "-e", "/run/shop/shop.sock").returncode == 1
         # No pre-flight unit outlives its deploy.
         assert podman_exec(container, "systemctl", "list-units", "--all", "--no-legend", "shop-preflight*").stdout.strip() == ""
         env = podman_exec(container, "stat", "-c", "%U %a", BASE + "/shared/.env").stdout.split()
@@ -148,13 +167,16 @@ def test_v2_goes_live_under_load_with_zero_failed_requests(background_load):
         assert now["current"] != old_state["current"] and now["statuses"][now["current"]] == "good"
         assert report["outcome"] == "deployed"
         assert (report["release_from"], report["release_to"]) == (old_state["current"], now["current"])
-        assert report["mode"] == ("rolling" if instances > 1 else "restart")
+        assert report["mode"] == MODES[container]
         # The restart the playbook measured, and the load that ran through the whole playbook run.
         assert report["requests"] > 0 and report["failed_requests"] == 0, report
         assert loads[container]["requests"] > 0 and loads[container]["failed"] == 0, loads[container]
         new_pids = main_pids(container)
-        assert set(new_pids) == set(old_pids) and all(new_pids[u] != old_pids[u] for u in new_pids), (old_pids, new_pids)
-        assert set(report["pids"]) == set(new_pids)
+        # As many instances as before, every one a new process (the surge moves them to the other slots).
+        assert len(new_pids) == len(old_pids) == instances and not set(new_pids.values()) & set(old_pids.values()), (old_pids, new_pids)
+        assert set(unit for unit, pids in report["pids"].items() if pids["new"]) == set(new_pids), report["pids"]
+        # The slowest request stayed within the bound the deploy enforces (3 x the steady p99 + app_verify_latency_allowance_ms).
+        assert report["during_max_ms"] <= 3 * report["before_p99_ms"] + app_vars()["app_verify_latency_allowance_ms"], report
         assert served(container)["release"] == "v2"
         # Old workers (gone now) and new ones (alive) both answered the load: it really spanned the restart.
         alive = set(podman_exec(container, "ps", "-eo", "pid=").stdout.split())
@@ -164,7 +186,8 @@ def test_v2_goes_live_under_load_with_zero_failed_requests(background_load):
         assert saved["restart"]["failed_requests"] == 0 and saved["release_to"] == now["current"]
         timeline = json.loads(podman_exec(container, "cat", report["timeline_path"]).stdout)
         assert len(timeline) == report["requests"]
-    assert "restart: rolling (2 instances)" in said(proc) and "0 failed" in said(proc)
+    assert "restart: surge (1 instance)" in said(proc) and "restart: drain_rolling (2 instances)" in said(proc), said(proc)[-3000:]
+    assert "0 failed" in said(proc)
 
 
 # --------------------------------------------------------------------------- a release that cannot boot
@@ -246,8 +269,8 @@ def test_verify_playbook_restarts_under_load_and_reports():
         report = proc.reports[container]
         assert report["outcome"] == "verified" and report["failed_requests"] == 0 and report["requests"] > 0
         after = main_pids(container)
-        assert all(after[unit] != before[container][unit] for unit in after)
-    assert re.search(r"restart: rolling \(2 instances\), \d+ requests through \S+, 0 failed", said(proc)), said(proc)[-3000:]
+        assert len(after) == instances and not set(after.values()) & set(before[container].values()), (before[container], after)
+    assert re.search(r"restart: drain_rolling \(2 instances\), \d+ requests through \S+, 0 failed", said(proc)), said(proc)[-3000:]
 
 
 def test_the_same_release_again_changes_nothing():

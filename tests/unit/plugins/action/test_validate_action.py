@@ -125,5 +125,6 @@ def _app_settings():
         'app_verify_max_failed': 0, 'app_verify_max_duration': 300, 'app_verify_baseline_seconds': 2, 'app_verify_tail_seconds': 2,
         'app_health_gate_timeout': 30, 'app_preflight_timeout': 60, 'app_ready_timeout': 60, 'app_keep_releases': 5,
         'app_environment': {}, 'app_read_write_paths': [], 'app_hardening_overrides': {}, 'app_mode': 'socket',
+        'app_surge': True, 'app_nginx_keepalive': 32, 'app_verify_max_latency_factor': 3, 'app_verify_latency_allowance_ms': 250,
         'app_deploy_time': '', 'app_lb_backend': 'web1:80', 'app_lb_drain_timeout': 60, 'app_lb_drain': False, 'app_lb_hosts': [],
     }

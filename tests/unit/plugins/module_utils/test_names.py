@@ -22,3 +22,30 @@ def test_service_units_are_the_units_the_restart_acts_on():
     assert names.service_units('hello', 1) == ['hello.service']
     assert names.service_units('hello', 3) == ['hello@1.service', 'hello@2.service', 'hello@3.service']
     assert names.slot_dir('shop') == '/run/zerodown/shop'
+
+
+def test_instances_layout_names_every_slot_its_own_socket():
+    assert names.instance_slots(2) == [1, 2, 3, 4]
+    units = names.instance_units('shop', 3)
+    assert (units.socket, units.service) == ('shop@3.socket', 'shop@3.service')
+    assert names.instance_listen('/run/shop/shop.sock', 'shop', 2) == '/run/shop/shop-2.sock'
+    assert names.instance_listen('/run/shop/app', 'shop', '%i') == '/run/shop/app-%i.sock'
+    # A loopback HOST:PORT: every slot its own 127.0.0.K on the same port (systemd's %i cannot add to a port).
+    assert names.instance_listen('127.0.0.1:8000', 'shop', 3) == '127.0.0.3:8000'
+    assert names.instance_backend('/run/shop/shop.sock', 'shop', 1) == 'unix:/run/shop/shop-1.sock'
+    assert names.instance_backend('127.0.0.1:8000', 'shop', 2) == '127.0.0.2:8000'
+
+
+def test_app_names_of_the_instances_layout():
+    found = names.app_names('shop', 2, 'instances', listen='/run/shop/shop.sock')
+    assert found['service_unit_file'] == found['app_unit_file'] == 'shop@.service'
+    assert found['instance_socket_file'] == 'shop@.socket'
+    assert found['running_units'] == ['shop@1.service', 'shop@2.service']
+    assert found['instance_slots'] == [1, 2, 3, 4]
+    assert found['instance_backends'] == dict((k, 'unix:/run/shop/shop-%d.sock' % k) for k in (1, 2, 3, 4))
+    assert found['instance_sockets'] == ['shop@1.socket', 'shop@2.socket', 'shop@3.socket', 'shop@4.socket']
+    assert found['instance_listen'] == '/run/shop/shop-%i.sock'
+    # The other layouts have none of it.
+    other = names.app_names('shop', 2, 'socket', listen='/run/shop/shop.sock')
+    assert other['instance_slots'] == [] and other['instance_backends'] == {} and other['service_unit_file'] == 'shop@.service'
+    assert names.app_names('shop', 1)['running_units'] == ['shop.service']

@@ -20,7 +20,8 @@ import subprocess
 
 import pytest
 
-from ansible_collections.zerodown.deploy.plugins.module_utils._nginx import Site, SiteError, socket_problems, mirror_test
+from ansible_collections.zerodown.deploy.plugins.module_utils._nginx import Site, SiteError, keep_state, kept_states, socket_problems, mirror_test
+from ansible_collections.zerodown.deploy.plugins.module_utils._nginx_backend import file_name, parse_servers, render
 
 FAKE_NGINX = r"""#!/usr/bin/env python3
 import glob, os, sys
@@ -152,3 +153,46 @@ def test_socket_problems_names_a_missing_nginx_user_and_a_file_that_is_no_socket
     assert socket_problems([path], getpass.getuser()) == ['nginx_upstream: %s exists but is not a Unix socket; nginx cannot proxy to it.'
                                                           % path]
     assert stat.S_ISREG(os.stat(path).st_mode)
+
+
+def test_keep_state_keeps_a_live_server_up_or_down_and_takes_the_rest_from_the_wanted_file():
+    wanted = render('unix:/run/shop/shop-2.sock', 'max_fails=0', down=False)
+    live_down = render('unix:/run/shop/shop-2.sock', 'max_fails=3', down=True)
+    kept = keep_state(wanted, live_down)
+    assert parse_servers(kept)[0].down and parse_servers(kept)[0].options == ('max_fails=0',)
+    assert keep_state(wanted, None) == wanted  # a new file is written as wanted
+    other = render('unix:/run/shop/shop-9.sock', '', down=True)
+    assert keep_state(wanted, other) == wanted  # another server: not the same file's state
+
+
+def test_site_keeps_the_server_states_the_surge_left(conf, tmp_path):
+    etc, dummy = conf
+    servers_dir = etc / 'conf.d' / 'shop.servers'
+    servers_dir.mkdir()
+    one, two = 'unix:/run/shop/shop-1.sock', 'unix:/run/shop/shop-2.sock'
+    (servers_dir / file_name(one)).write_text(render(one, 'max_fails=0', down=True))
+    (servers_dir / file_name(two)).write_text(render(two, 'max_fails=0', down=False))
+    wanted = {file_name(one): render(one, 'max_fails=0', down=False), file_name(two): render(two, 'max_fails=0', down=False)}
+    site = Site('shop', {}, str(etc / 'nginx.conf'), str(tmp_path / 'stage'), servers_dir=str(servers_dir), servers=wanted,
+                keep_states=True)
+    assert site.changed_servers == []
+    plain = Site('shop', {}, str(etc / 'nginx.conf'), str(tmp_path / 'stage'), servers_dir=str(servers_dir), servers=wanted)
+    assert plain.changed_servers == [file_name(one)]
+
+
+def test_more_instances_start_down_and_a_live_slot_above_the_wanted_ones_stays_up():
+    def up(k):
+        return render('unix:/run/shop/shop-%d.sock' % k, 'max_fails=0', down=False)
+
+    def down(k):
+        return render('unix:/run/shop/shop-%d.sock' % k, 'max_fails=0', down=True)
+
+    name = dict((k, file_name('unix:/run/shop/shop-%d.sock' % k)) for k in range(1, 7))
+    # From 1 instance (slots 1..2, 2 live) to 2 (slots 1..4): 3 and 4 have no process yet, so no request may go there.
+    files = kept_states(dict((name[k], up(k)) for k in (1, 2, 3, 4)), {name[1]: down(1), name[2]: up(2)})
+    assert files == {name[1]: down(1), name[2]: up(2), name[3]: down(3), name[4]: down(4)}
+    # After a shrink slot 5 is live but not wanted: it serves until the next restart drains it; down 6 goes.
+    files = kept_states(dict((name[k], up(k)) for k in (1, 2)), {name[1]: up(1), name[2]: down(2), name[5]: up(5), name[6]: down(6)})
+    assert files == {name[1]: up(1), name[2]: down(2), name[5]: up(5)}
+    # A site without server files yet: written as wanted.
+    assert kept_states({name[1]: up(1)}, {}) == {name[1]: up(1)}

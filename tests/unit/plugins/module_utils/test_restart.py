@@ -21,7 +21,8 @@ from ansible_collections.zerodown.deploy.plugins.module_utils._systemd import Sy
 DEFAULTS = dict(service='hello', instances=1, mode='auto', command=None, target=None, path='/', host_header=None, health_path='/',
                 health_target=None, workers=4, rate=None, post_ratio=0.5, post_body='zerodown=probe', keep_alive=False, timeout=10.0,
                 before_seconds=2.0, after_seconds=2.0, max_duration=120.0, max_requests=50000, ready_timeout=60.0, max_failed=0,
-                max_latency_ratio=None, timeline_path=None, marker_header='X-Served-By', ports=None, drain_timeout=None)
+                max_latency_ratio=None, timeline_path=None, marker_header='X-Served-By', ports=None, drain_timeout=None,
+                max_latency_factor=None, latency_allowance_ms=0.0, boot_allowance=False, slots=None)
 
 
 def settings(**changes):
@@ -87,6 +88,12 @@ def test_bounds_name_the_phases_like_the_load_library():
     (dict(before_seconds=60.0, after_seconds=60.0), 'max_duration (120 s) must exceed before_seconds + after_seconds (120 s)'),
     (dict(max_latency_ratio=2.0, before_seconds=0.0), 'max_latency_ratio needs a baseline: before_seconds must be > 0'),
     (dict(ports=[8001, 8002]), 'ports is only used with mode=blue_green (mode is auto)'),
+    (dict(max_latency_factor=0.0), 'max_latency_factor must be > 0'),
+    (dict(max_latency_factor=3.0, before_seconds=0.0), 'max_latency_factor needs a baseline: before_seconds must be > 0'),
+    (dict(mode='surge'), 'mode=surge needs slots (the instances behind nginx)'),
+    (dict(slots={'listen': '/run/x/x.sock', 'servers_dir': '/x'}), 'slots is only used with mode=surge or mode=drain_rolling (mode is auto)'),
+    (dict(mode='drain_rolling', slots={'listen': '/run/x/x.sock', 'servers_dir': '/x'}), 'instances must be 2 or more, got 1'),
+    (dict(mode='surge', slots={'listen': '/run/x/x.sock', 'servers_dir': '/x'}, health_target='unix:/run/x.sock'), 'health_target is not used'),
 ])
 def test_settings_refuse(changes, message):
     with pytest.raises(ModuleError) as exc:
@@ -219,3 +226,38 @@ def test_check_mode_builds_no_client_and_runs_nothing():
     assert failure is None and made == [] and result['changed'] is True
     assert result['report'] == ('hello: would run a rolling restart of 2 instances under load on unix:/run/hello.sock '
                                 '(at most 120 s and 50000 requests)')
+
+
+# -- the latency bound ------------------------------------------------------------------------
+
+
+class Record:
+    def __init__(self, start, latency):
+        self.start, self.end, self.latency = start, start + latency, latency
+
+
+def test_slowest_request_names_the_step_that_ran_then():
+    from types import SimpleNamespace
+    run = SimpleNamespace(started_at=100.0, marks=[(restart.BEGIN_MARK, 102.0), (restart.END_MARK, 104.0)],
+                          results=[Record(100.5, 0.010), Record(102.2, 0.020), Record(103.0, 0.900), Record(105.0, 2.0)])
+    steps = [{'argv': ['systemctl', 'restart', 'hello@2.service'], 'units': ['hello@2.service'], 'started': 102.1,
+              'returned': 102.2, 'ready': 102.5},
+             {'argv': ['nginx', 'route', '2'], 'units': ['hello@2.service'], 'started': 102.9, 'returned': 103.5, 'ready': 103.6}]
+    slowest = restart.slowest_request(run, SimpleNamespace(systemd=SimpleNamespace(steps=steps)))
+    # The 2 s request after the end mark is not the restart's; the 900 ms one overlapped the route step.
+    assert slowest == {'latency_ms': 900.0, 'at_s': 3.0, 'step': 'nginx route 2', 'units': ['hello@2.service']}
+    assert restart.slowest_request(SimpleNamespace(started_at=0.0, marks=[], results=[]), None) is None
+
+
+def test_latency_bound_and_its_verdict():
+    result = {'failed_requests': 0, 'requests': 30, 'failures_by_kind': {}, 'phases': phases(10.0, 12.0), 'latency_ratio': 1.2,
+              'report': 'hello: ...', 'action_duration_s': 1.5,
+              'slowest': {'latency_ms': 400.0, 'at_s': 3.0, 'step': 'systemctl restart hello@1.service', 'units': []}}
+    assert restart.latency_bound(settings(), result) is None
+    assert restart.latency_bound(settings(max_latency_factor=3.0, latency_allowance_ms=250.0), result) == 280.0
+    assert restart.latency_bound(settings(max_latency_factor=3.0, latency_allowance_ms=250.0, boot_allowance=True), result) == 1780.0
+    assert restart.verdict(settings(max_latency_factor=3.0, latency_allowance_ms=250.0, boot_allowance=True), dict(result), []) is None
+    message = restart.verdict(settings(max_latency_factor=3.0, latency_allowance_ms=250.0), dict(result), [])
+    assert message == ('a request during the restart took 400.0 ms (at 3 s, while systemctl restart hello@1.service ran), above the '
+                       'bound of 280.0 ms (3 x the steady p99 of 10.0 ms + 250.0 ms); raise app_verify_max_latency_factor or '
+                       'app_verify_latency_allowance_ms if that is what this app does. hello: ...')

@@ -279,6 +279,16 @@ def test_units_must_hold_the_socket(dirs):
         Spec(params(dirs, units={'hello.service': SERVICE}))
 
 
+def test_one_socket_per_slot_needs_the_socket_template_and_the_servers_dir(dirs):
+    slot_units = {'hello@.socket': SOCKET, 'hello@.service': SERVICE}
+    spec = Spec(params(dirs, mode='instances', units=slot_units, services=[], slots={'servers_dir': str(dirs / 'servers')}))
+    assert spec.socket == 'hello@.socket' and spec.instances_layout
+    with pytest.raises(UnitsError, match='must contain the socket unit hello@.socket'):
+        Spec(params(dirs, mode='instances', units={'hello@.service': SERVICE}, slots={'servers_dir': str(dirs / 'servers')}))
+    with pytest.raises(UnitsError, match='needs the nginx servers directory'):
+        Spec(params(dirs, mode='instances', units=slot_units))
+
+
 def test_unit_names_are_file_names(dirs):
     with pytest.raises(UnitsError, match='not a unit file name'):
         Spec(params(dirs, units={'hello.socket': SOCKET, '../evil.service': SERVICE}))

@@ -98,6 +98,12 @@ def test_the_defaults_with_the_required_values_are_valid(role, entry):
     ('release', 'main', {'release_base_path': '/srv/app/', 'release_dir_mode': 750, 'release_local_exclude': ['*.pyc', '.git']}),
     ('socket_service', 'main', {'socket_service_listen': ['/run/hello.sock', '127.0.0.1:8000', '[::]:8000', '8000']}),
     ('socket_service', 'main', {'socket_service_mode': 'proxy', 'socket_service_listen': ['127.0.0.1:9000']}),
+    ('socket_service', 'main', {'socket_service_mode': 'instances', 'socket_service_listen': ['/run/hello/hello.sock'],
+                                'socket_service_servers_dir': '/etc/nginx/conf.d/hello.servers'}),
+    ('socket_service', 'main', {'socket_service_mode': 'instances', 'socket_service_listen': ['127.0.0.1:9000'],
+                                'socket_service_servers_dir': '/etc/nginx/conf.d/hello.servers'}),
+    ('app', 'deploy', {'app_listen': '10.0.0.5:8000', 'app_surge': False}),
+    ('app', 'deploy', {'app_listen': '127.0.0.1:8000', 'app_instances': 2, 'app_nginx_keepalive': 0}),
     ('socket_service', 'main', {'socket_service_exposure_max': None, 'socket_service_start_limit_interval_sec': 4}),
     ('nginx_upstream', 'main', {'nginx_upstream_servers': ['unix:/run/a.sock', 'app1.internal:8000', '10.0.0.5:80', '[fd00::5]:8000'],
                                 'nginx_upstream_listen': ['80', '127.0.0.1:8080 default_server', '[::]:80 ipv6only=on']}),
@@ -431,6 +437,24 @@ REJECTED = [
          'app: app_verify_post_ratio must be between 0 and 1 (got 1.5).'),
     case('app', 'deploy', {'app_verify_max_failed': -1},
          'app: app_verify_max_failed must be 0 or more (got -1).'),
+    case('app', 'deploy', {'app_listen': '10.0.0.5:8000'},
+         'app: app_listen must be one absolute Unix socket path (each instance K gets its own, NAME-K.sock beside it) or one '
+         'loopback address 127.x.x.x:PORT (instance K gets 127.0.0.K:PORT) with app_nginx: true (one socket per instance; '
+         'app_surge: false with one instance keeps one shared socket) (got 10.0.0.5:8000).'),
+    case('app', 'deploy', {'app_nginx_keepalive': -1},
+         'app: app_nginx_keepalive must be 0 (off) or more (got -1).'),
+    case('app', 'deploy', {'app_verify_max_latency_factor': 0},
+         'app: app_verify_max_latency_factor must be more than 0 (got 0).'),
+    case('app', 'deploy', {'app_verify_latency_allowance_ms': -5},
+         'app: app_verify_latency_allowance_ms must be 0 or more (got -5).'),
+    case('socket_service', 'main', {'socket_service_mode': 'instances', 'socket_service_listen': ['/run/hello/hello.sock']},
+         "socket_service: socket_service_servers_dir must be nginx's absolute directory of one server file per instance with "
+         "socket_service_mode: instances (got '')."),
+    case('socket_service', 'main', {'socket_service_mode': 'instances', 'socket_service_listen': ['/run/a.sock', '/run/b.sock'],
+                                    'socket_service_servers_dir': '/etc/nginx/conf.d/hello.servers'},
+         'socket_service: socket_service_listen must be one absolute Unix socket path (each instance K gets its own, NAME-K.sock '
+         'beside it) or one loopback address 127.x.x.x:PORT (instance K gets 127.0.0.K:PORT) with socket_service_mode: instances '
+         "(got ['/run/a.sock', '/run/b.sock'])."),
     case('app', 'deploy', {'app_verify_max_duration': 3, 'app_verify_baseline_seconds': 2, 'app_verify_tail_seconds': 2},
          'app: app_verify_max_duration (3 s) must exceed app_verify_baseline_seconds + app_verify_tail_seconds, or the '
          'load would end before the restart.'),

@@ -1,0 +1,153 @@
+# Copyright (c) 2026, zerodown.deploy developers
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""Deploys with the app servers that are not kind to connections at shutdown.
+
+zd-app_servers-uvicorn runs tests/apps/hello_asgi.py under Debian's uvicorn
+(on SIGTERM it closes the connections it accepted but had not read from);
+zd-app_servers-node runs tests/apps/tutorial_node.js under Debian's nodejs
+(keep-alive 65 s, server.close() and closeIdleConnections() on SIGTERM).
+converge.yml installed v1 as one instance on one shared socket
+(app_surge: false). The tests run in file order and build on each other,
+each deploy under a separate GET+POST load through nginx for the whole
+playbook run:
+
+  v2 with the defaults: the move to one socket per instance (surge, the
+  shared socket's process drained and stopped) -> v3 with 2 instances (a
+  surge of two) -> v4 with 2 instances one at a time (app_surge: false,
+  drain_rolling).
+
+Every deploy must fail no request, in its own measurement and in the
+separate load, and its slowest request must stay within the bound the deploy
+enforces (app_verify_max_latency_factor x the steady p99 + app_verify_latency_allowance_ms).
+"""
+import os
+
+from zd_scenario import during, failures, load_vars, new_report, ok, podman_exec, podman_inventory, report_files  # pylint: disable=import-error
+from zd_scenario import run_playbook, said, source_tree  # pylint: disable=import-error
+from zd_scenario import served as served_by  # pylint: disable=import-error
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+SCENARIO = os.path.dirname(HERE)
+ROOT = os.path.dirname(os.path.dirname(SCENARIO))
+APPS = [os.path.join(ROOT, "tests", "apps", name) for name in ("hello_asgi.py", "tutorial_node.js")]
+NAME = os.environ.get("MOLECULE_SCENARIO_NAME", "app_servers")
+SOURCES = "/tmp/zd-app_servers-sources"
+# The inventory's host variables (molecule.yml has the same).
+HOST_VARS = {
+    "zd-%s-uvicorn" % NAME: {"app_exec_start": "/usr/bin/python3 -m uvicorn --fd 3 --app-dir {{ app_current_path }} hello_asgi:app"},
+    "zd-%s-node" % NAME: {"app_exec_start": "/usr/bin/node {{ app_current_path }}/tutorial_node.js"},
+}
+BASE = "/srv/shop"
+NGINX = "http://127.0.0.1:80"
+SERVER_NAME = "shop.test"
+APP_VARS = load_vars(os.path.join(SCENARIO, "vars", "app.yml"))
+
+
+def release_tree(name):
+    for app in APPS:
+        path = source_tree(SOURCES, app, name)
+    return path
+
+
+def deploy(name, **settings):
+    inventory = podman_inventory(APP_VARS, hosts=HOST_VARS)
+    extra = dict({"zerodown_waves": ["100%"], "app_source": {"type": "local", "path": release_tree(name)}}, **settings)
+    before = dict((host, report_files(host, BASE)) for host in HOST_VARS)
+    proc = run_playbook("deploy", inventory, extra)
+    proc.reports = dict((host, new_report(host, BASE, before[host])) for host in HOST_VARS)
+    return proc
+
+
+def live_units(container):
+    listed = podman_exec(container, "systemctl", "list-units", "--state=active", "--type=service", "--no-legend", "--plain",
+                         "shop.service", "shop@*.service").stdout.split("\n")
+    return sorted(line.split()[0] for line in listed if line.strip())
+
+
+def main_pids(container):
+    return dict((unit, podman_exec(container, "systemctl", "show", "--property=MainPID", "--value", unit).stdout.strip())
+                for unit in live_units(container))
+
+
+def deploy_under_load(background_load, name, **settings):
+    """Deploy under GET+POST load (1 in 4 a POST) at a steady rate through nginx; prints and returns (proc, loads)."""
+    loads = dict((host, background_load(host, NGINX, host, workers=4, max_requests=120000,
+                                        extra=("--host-header", SERVER_NAME, "--rate", "150", "--post-ratio", "0.25")))
+                 for host in HOST_VARS)
+    proc, reports = during(loads, lambda: deploy(name, **settings))
+    print("\n== deploy %s %s" % (name, settings))
+    for host in HOST_VARS:
+        report = proc.reports.get(host) or {}
+        load = reports[host]
+        print("%-24s %s %s -> %s | restart %s: %s requests, %s failed, steady p99 %s ms, during p99 %s ms, max %s ms | "
+              "whole-run load: %d requests, %d failed %s" % (
+                  host, report.get("outcome"), report.get("release_from"), report.get("release_to"), report.get("mode"),
+                  report.get("requests"), report.get("failed_requests"), report.get("before_p99_ms"), report.get("during_p99_ms"),
+                  report.get("during_max_ms"), load["requests"], load["failed"], failures(load)))
+    return proc, reports
+
+
+def assert_deployed_without_a_failed_request(proc, loads, release, mode, instances, before):
+    ok(proc)
+    for host in HOST_VARS:
+        report = proc.reports[host]
+        assert report["outcome"] == "deployed" and report["mode"] == mode, report
+        assert report["requests"] > 0 and report["failed_requests"] == 0, report
+        assert loads[host]["requests"] > 0 and loads[host]["failed"] == 0, loads[host]
+        # POSTs were part of the load, and both the old and the new processes answered it.
+        markers, alive = set(loads[host]["markers"]), set(podman_exec(host, "ps", "-eo", "pid=").stdout.split())
+        assert markers - alive and markers & alive, (markers, alive)
+        assert loads[host]["methods"].get("POST", 0) > 0, loads[host]["methods"]
+        assert report["during_max_ms"] <= 3 * report["before_p99_ms"] + APP_VARS["app_verify_latency_allowance_ms"], report
+        pids = main_pids(host)
+        assert len(pids) == instances and not set(pids.values()) & set(before[host].values()), (before[host], pids)
+        for unit in pids:
+            # Every slot its own socket, passed to its own service only.
+            socket = unit.replace(".service", ".socket")
+            triggers = podman_exec(host, "systemctl", "show", "--property=Triggers", "--value", socket).stdout.split()
+            assert unit.startswith("shop@") and triggers == [unit], (unit, triggers)
+        assert served_by(host, SERVER_NAME)["release"] == release
+    assert "0 failed" in said(proc)
+
+
+def test_v1_runs_on_one_shared_socket(host):
+    for container in HOST_VARS:
+        assert served_by(container, SERVER_NAME)["release"] == "v1"
+        assert live_units(container) == ["shop.service"]
+        assert podman_exec(container, "test", "-S", "/run/shop/shop.sock").returncode == 0
+
+
+def test_v2_moves_to_one_socket_per_instance_under_load_with_zero_failed(background_load):
+    before = dict((container, main_pids(container)) for container in HOST_VARS)
+    proc, loads = deploy_under_load(background_load, "v2")
+    assert_deployed_without_a_failed_request(proc, loads, "v2", "surge", 1, before)
+    for container in HOST_VARS:
+        # The shared socket's service was drained and stopped once nginx had moved off it.
+        assert podman_exec(container, "systemctl", "is-active", "shop.service").stdout.strip() != "active"
+
+
+def test_v3_surges_two_instances_under_load_with_zero_failed(background_load):
+    before = dict((container, main_pids(container)) for container in HOST_VARS)
+    proc, loads = deploy_under_load(background_load, "v3", app_instances=2)
+    assert_deployed_without_a_failed_request(proc, loads, "v3", "surge", 2, before)
+
+
+def test_v4_restarts_two_instances_one_at_a_time_under_load_with_zero_failed(background_load):
+    before = dict((container, main_pids(container)) for container in HOST_VARS)
+    proc, loads = deploy_under_load(background_load, "v4", app_instances=2, app_surge=False)
+    assert_deployed_without_a_failed_request(proc, loads, "v4", "drain_rolling", 2, before)
+
+
+def test_a_restart_slower_than_its_latency_bound_fails_and_names_the_slowest_request():
+    # A bound no restart can meet (1 % of the steady p99, no allowance): the verify playbook's restart must fail and say
+    # which request was too slow, when, and which step ran then; still no request failed.
+    inventory = podman_inventory(APP_VARS, hosts=HOST_VARS)
+    proc = run_playbook("verify", inventory, {"zerodown_waves": ["100%"], "app_instances": 2, "app_surge": False,
+                                              "app_verify_max_latency_factor": 0.01, "app_verify_latency_allowance_ms": 0})
+    assert proc.returncode != 0
+    text = said(proc)
+    assert "a request during the restart took" in text and "above the bound of" in text and "while " in text, text[-3000:]
+    assert "0 failed" in text
+    for container in HOST_VARS:
+        assert served_by(container, SERVER_NAME)["release"] == "v4"

@@ -1,0 +1,320 @@
+# Copyright (c) 2026, zerodown.deploy developers
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+"""Tests of module_utils/_flip: the instances layout's surge and rolling restart behind nginx.
+
+Every slot is a REAL HTTP server on its own Unix socket, and the server files
+are real files in a temporary directory; only systemd and nginx are faked: an
+in-process run_command starts a slot's server on ``systemctl restart
+shop@K.service`` and stops it on ``disable --now``, and "nginx" counts
+reloads and replaces its worker generation, which the drain watch reads
+through a fake process table.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import os
+import threading
+
+import pytest
+
+from ansible_collections.zerodown.deploy.plugins.module_utils import _flip as flip_mod
+from ansible_collections.zerodown.deploy.plugins.module_utils._nginx_backend import parse_servers, read_servers_dir
+from ansible_collections.zerodown.deploy.plugins.module_utils._systemd import Systemd
+
+from ansible_collections.zerodown.deploy.tests.unit.conftest import UnixHTTPServer, handler
+
+
+class FakeNginx:
+    """nginx -t and reload: each reload starts a new worker generation (the old one exits at once unless ``linger``)."""
+
+    def __init__(self, table, refuse=None):
+        self.table = table
+        self.refuse = refuse
+        self.reloads = 0
+        self.seen = []
+
+    def test(self):
+        return self.refuse
+
+    def reload(self):
+        self.reloads += 1
+        self.seen.append(dict(read_servers_dir(self.table.servers_dir)))
+        self.table.generation += 1
+        return None
+
+
+class FakeTable:
+    """The process table DrainWatch reads: the master's children are the current worker generation."""
+
+    def __init__(self, servers_dir, linger=False):
+        self.servers_dir = servers_dir
+        self.generation = 1
+        self.linger = linger
+
+    def children(self, ppid):
+        return {1000 + self.generation: self.generation}
+
+    def running(self, pid, starttime):
+        return self.linger or starttime == self.generation
+
+
+class FakeSlotsSystemd:
+    """run_command for shop@K: restart serves RELEASE on SOCK_DIR/shop-K.sock, disable --now stops it."""
+
+    def __init__(self, sock_dir, release='v2', crash_slots=()):
+        self.sock_dir = sock_dir
+        self.release = release
+        self.crash_slots = set(crash_slots)
+        self.units = {}
+        self.servers = {}
+        self.calls = []
+        self.next_pid = 2000
+
+    def unit(self, name):
+        return self.units.setdefault(name, {'ActiveState': 'inactive', 'SubState': 'dead', 'MainPID': 0, 'Result': 'success',
+                                            'enabled': False})
+
+    @staticmethod
+    def slot(unit):
+        return int(unit.split('@')[1].split('.')[0])
+
+    def serve(self, k, release):
+        path = os.path.join(self.sock_dir, 'shop-%d.sock' % k)
+        if os.path.exists(path):
+            os.unlink(path)
+        server = UnixHTTPServer(path, handler(release, 200))
+        self.servers[k] = server
+        threading.Thread(target=server.serve_forever, kwargs={'poll_interval': 0.05}, daemon=True).start()
+
+    def halt(self, k):
+        server = self.servers.pop(k, None)
+        if server is not None:
+            server.shutdown()
+            server.server_close()
+
+    def running_release(self, k):
+        return self.units.get('shop@%d.service' % k, {}).get('release')
+
+    def __call__(self, argv, environ_update=None):
+        if argv[0] == 'journalctl':
+            return 0, 'boom at boot\n', ''
+        args = [a for a in argv[1:] if a != '--no-ask-password']
+        verb, units = args[0], [a for a in args[1:] if not a.startswith('--')]
+        if verb == 'list-units':
+            patterns = [a for a in args[1:] if not a.startswith('--')]
+            lines = ['%s loaded %s %s x' % (unit, state['ActiveState'], state['SubState']) for unit, state in sorted(self.units.items())
+                     if any(fnmatch.fnmatch(unit, pattern) for pattern in patterns)]
+            return 0, ''.join(line + '\n' for line in lines), ''
+        if verb == 'show':
+            blocks = []
+            for unit in units:
+                state = self.unit(unit)
+                blocks.append(''.join('%s=%s\n' % (key, value) for key, value in dict(state, Id=unit).items()
+                                      if key not in ('enabled', 'release')))
+            return 0, '\n'.join(blocks), ''
+        self.calls.append((verb,) + tuple(units))
+        for unit in units:
+            state = self.unit(unit)
+            if verb in ('start', 'restart') and unit.endswith('.socket'):
+                state.update(ActiveState='active', SubState='listening')
+            elif verb in ('start', 'restart'):
+                k = self.slot(unit)
+                self.halt(k)
+                if k in self.crash_slots:
+                    state.update(ActiveState='failed', SubState='failed', MainPID=0, Result='exit-code')
+                    continue
+                self.serve(k, self.release)
+                self.next_pid += 1
+                state.update(ActiveState='active', SubState='running', MainPID=self.next_pid, release=self.release)
+            elif verb == 'disable':
+                if '--now' in args and unit.endswith('.service'):
+                    self.halt(self.slot(unit))
+                if '--now' in args:
+                    state.update(ActiveState='inactive', SubState='dead', MainPID=0, release=None)
+                state['enabled'] = False
+            elif verb == 'enable':
+                state['enabled'] = True
+        return 0, '', ''
+
+    def close(self):
+        for k in list(self.servers):
+            self.halt(k)
+
+
+@pytest.fixture
+def rig(sock_dir, tmp_path):
+    """rig(instances=1, live=(), release='v2', ...) -> (flip, fake systemd, fake nginx); live slots run release v1."""
+    made = []
+
+    def make(instances=1, live=(), release='v2', crash_slots=(), refuse=None, linger=False):
+        servers_dir = str(tmp_path / 'shop.servers')
+        fake = FakeSlotsSystemd(sock_dir, release='v1')
+        made.append(fake)
+        systemd = Systemd(fake, sleep=lambda seconds: None)
+        slots = flip_mod.Slots('shop', instances, '%s/shop.sock' % sock_dir, servers_dir, 'max_fails=0')
+        table = FakeTable(servers_dir, linger=linger)
+        nginx = FakeNginx(table, refuse=refuse)
+        pid_file = tmp_path / 'nginx.pid'
+        pid_file.write_text('1000\n')
+        flip = flip_mod.Flip(slots, systemd, nginx=nginx, pid_file=str(pid_file), health_path='/health', ready_timeout=5,
+                             drain_timeout=0.2, table=table)
+        if live:
+            for k in live:
+                fake(['systemctl', 'start', 'shop@%d.socket' % k])
+                fake(['systemctl', 'restart', 'shop@%d.service' % k])
+            flip.write_states(list(live))
+            fake.calls.clear()
+        fake.release = release
+        fake.crash_slots = set(crash_slots)
+        return flip, fake, nginx
+
+    yield make
+    for fake in made:
+        fake.close()
+
+
+def is_up(text):
+    return not parse_servers(text)[0].down
+
+
+def states(flip):
+    files = read_servers_dir(flip.slots.servers_dir)
+    return dict((k, 'down' if parse_servers(files[os.path.basename(flip.slots.file(k))])[0].down else 'up')
+                for k in flip.slots.numbers)
+
+
+def test_slots_live_reads_the_up_server_files_and_the_next_set_is_the_lowest_idle(rig):
+    flip, fake, nginx = rig(instances=2, live=(1, 2))
+    assert flip.slots.live() == [1, 2]
+    assert flip.slots.next_set([1, 2]) == [3, 4]
+    assert flip.slots.next_set([3, 4]) == [1, 2]
+    assert flip.slots.next_set([]) == [1, 2]
+    assert states(flip) == {1: 'up', 2: 'up', 3: 'down', 4: 'down'}
+
+
+def test_surge_of_one_instance_starts_the_other_slot_flips_in_one_reload_and_stops_the_old(rig):
+    flip, fake, nginx = rig(instances=1, live=(1,))
+    result = flip.surge()
+    assert result['live_before'] == [1] and result['live_after'] == [2]
+    assert result['started'] == [2] and result['stopped'] == [1]
+    assert nginx.reloads == 1 == result['reloads']
+    # The one reload saw slot 2 up and slot 1 down: nginx never had both down.
+    seen = nginx.seen[0]
+    assert not is_up(seen[os.path.basename(flip.slots.file(1))]) and is_up(seen[os.path.basename(flip.slots.file(2))])
+    assert states(flip) == {1: 'down', 2: 'up'}
+    assert fake.running_release(2) == 'v2' and fake.running_release(1) is None
+    assert result['drains'][0]['done'] is True
+    # Slot 2 was started and probed before the reload, and the old slot stopped after it.
+    verbs = [call[0] for call in fake.calls]
+    assert verbs.index('restart') < verbs.index('disable')
+
+
+def test_a_second_surge_goes_back_to_the_first_slots(rig):
+    flip, fake, nginx = rig(instances=2, live=(1, 2))
+    assert flip.surge()['live_after'] == [3, 4]
+    fake.release = 'v3'
+    flip.result['started'], flip.result['stopped'] = [], []
+    assert flip.surge()['live_after'] == [1, 2]
+    assert states(flip) == {1: 'up', 2: 'up', 3: 'down', 4: 'down'}
+    assert [fake.running_release(k) for k in (1, 2, 3, 4)] == ['v3', 'v3', None, None]
+
+
+def test_surge_whose_new_slot_crashes_stops_it_and_leaves_nginx_and_the_live_slot_alone(rig):
+    flip, fake, nginx = rig(instances=1, live=(1,), crash_slots=(2,))
+    with pytest.raises(flip_mod.FlipError, match='did not come up.*what served still serves.*boom at boot'):
+        flip.surge()
+    assert nginx.reloads == 0
+    assert states(flip) == {1: 'up', 2: 'down'}
+    assert fake.running_release(1) == 'v1'
+    assert ('disable', 'shop@2.service', 'shop@2.socket') in fake.calls
+
+
+def test_surge_that_nginx_refuses_puts_the_server_files_back_and_keeps_the_old_slot(rig):
+    flip, fake, nginx = rig(instances=1, live=(1,), refuse='nginx: [emerg] no')
+    before = read_servers_dir(flip.slots.servers_dir)
+    with pytest.raises(flip_mod.FlipError, match='nginx refused.*back as they were'):
+        flip.surge()
+    assert read_servers_dir(flip.slots.servers_dir) == before
+    assert fake.running_release(1) == 'v1'
+
+
+def test_a_drain_that_does_not_finish_warns_and_goes_on(rig):
+    flip, fake, nginx = rig(instances=1, live=(1,), linger=True)
+    warnings = []
+    flip.warn = warnings.append
+    result = flip.surge()
+    assert result['drains'][0]['done'] is False
+    assert 'still running after 0.2 s' in warnings[0]
+    assert result['live_after'] == [2]
+
+
+def test_rolling_takes_each_slot_out_restarts_it_and_puts_it_back(rig):
+    flip, fake, nginx = rig(instances=2, live=(1, 2))
+    result = flip.rolling()
+    assert result['live_after'] == [1, 2] and result['started'] == [1, 2]
+    assert nginx.reloads == 4
+    # Before slot 1's restart nginx had it down and slot 2 up; then both up; then slot 2 down.
+    names = [os.path.basename(flip.slots.file(k)) for k in (1, 2)]
+    ups = [tuple(is_up(seen[name]) for name in names) for seen in nginx.seen]
+    assert ups == [(False, True), (True, True), (True, False), (True, True)]
+    assert [fake.running_release(k) for k in (1, 2)] == ['v2', 'v2']
+
+
+def test_rolling_needs_two_live_slots(rig):
+    flip, fake, nginx = rig(instances=1, live=(1,))
+    with pytest.raises(flip_mod.FlipError, match='needs 2 or more instances'):
+        flip.rolling()
+
+
+def test_ensure_started_starts_the_missing_live_slots_and_stops_leftovers(rig):
+    flip, fake, nginx = rig(instances=1, live=(1,))
+    fake(['systemctl', 'disable', '--now', 'shop@1.service', 'shop@1.socket'])
+    fake(['systemctl', 'restart', 'shop@2.service'])
+    result = flip.ensure_started(route_now=False)
+    assert result['changed'] and result['live_after'] == [1]
+    assert fake.running_release(1) == 'v2' and fake.running_release(2) is None
+    assert nginx.reloads == 0
+
+
+def test_ensure_started_changes_nothing_when_the_live_slots_run(rig):
+    flip, fake, nginx = rig(instances=2, live=(3, 4))
+    result = flip.ensure_started(route_now=True)
+    assert result['changed'] is False and result['live_after'] == [3, 4]
+    assert fake.calls == [] and nginx.reloads == 0
+
+
+def test_rolling_after_a_failed_restart_starts_the_missing_slot_first(rig):
+    flip, fake, nginx = rig(instances=2, live=(1, 2), crash_slots=(1,))
+    with pytest.raises(flip_mod.FlipError, match='did not come up'):
+        flip.rolling()
+    # Slot 1 is out of nginx and stopped; slot 2 serves alone.
+    assert flip.slots.live() == [2] and fake.running_release(1) is None
+    fake.crash_slots = set()
+    result = flip.rolling()
+    assert result['live_after'] == [1, 2] and [fake.running_release(k) for k in (1, 2)] == ['v2', 'v2']
+    # Never fewer in nginx than before: slot 1 came back before slot 2 went out.
+    names = [os.path.basename(flip.slots.file(k)) for k in (1, 2)]
+    ups = [tuple(is_up(seen[name]) for name in names) for seen in nginx.seen[-3:]]
+    assert ups == [(True, True), (True, False), (True, True)]
+
+
+def test_a_surge_after_the_app_shrank_drains_and_stops_the_slots_it_no_longer_needs(rig):
+    flip, fake, nginx = rig(instances=2, live=(2, 3))
+    # Now one instance: slots 1..2, but 2 and 3 are live.
+    flip.slots = flip_mod.Slots('shop', 1, flip.slots.listen, flip.slots.servers_dir, 'max_fails=0')
+    assert flip.slots.live() == [2, 3]
+    result = flip.surge()
+    assert result['live_after'] == [1] and sorted(result['stopped']) == [2, 3]
+    assert [fake.running_release(k) for k in (1, 2, 3)] == ['v2', None, None]
+    # Slot 3's server file went in the same reload; slot 2 (of 1..2N) stays, down.
+    assert sorted(flip.slots.files()) == [1, 2] and states(flip) == {1: 'up', 2: 'down'}
+
+
+def test_a_surge_stops_a_leftover_slot_nginx_did_not_route_to(rig):
+    flip, fake, nginx = rig(instances=1, live=(1,))
+    fake(['systemctl', 'restart', 'shop@7.service'])
+    result = flip.surge()
+    assert sorted(result['stopped']) == [1, 7] and fake.running_release(7) is None
