@@ -23,6 +23,13 @@ just deployed (nothing to do). The task counts come from the PLAY RECAP:
 tasks = ok + skipped + failed (ok already includes changed), changed
 separately.
 
+With --load RATE, every timed run has a separate GET+POST load (1 in 4 a
+POST, RATE requests/s in all, 4 clients, a new connection per request)
+through nginx under that deploy's server name, for the whole
+ansible-playbook run: what clients saw during each tool's deploy, its
+failed requests and latency, in a second table. The load is bounded (10
+minutes, 200,000 requests) and stays inside the container.
+
 Writes OUTDIR/results.json and OUTDIR/logs/*.log (every run's output) and
 prints a markdown table of medians with [min-max] and the ratio of each
 median to the baseline's. Exits 1 when a run failed or served the wrong
@@ -47,7 +54,8 @@ sys.path.insert(0, os.path.join(ROOT, 'tools'))
 sys.path.insert(0, os.path.join(ROOT, 'molecule'))
 
 from bench import cell  # noqa: E402 pylint: disable=wrong-import-position,import-error
-from zd_scenario import ansible_playbook, load_vars, podman_inventory, served, source_tree  # noqa: E402 pylint: disable=wrong-import-position,import-error
+from zd_scenario import BackgroundLoad, ansible_playbook, load_vars  # noqa: E402 pylint: disable=wrong-import-position,import-error
+from zd_scenario import podman_inventory, served, source_tree  # noqa: E402 pylint: disable=wrong-import-position,import-error
 
 APP = os.path.join(ROOT, 'tests', 'apps', 'hello_wsgi.py')
 DEMO_INVENTORY = os.path.join(ROOT, 'demo', 'inventory.yml')
@@ -116,13 +124,31 @@ class Bench:
         return {'rc': proc.returncode, 'seconds': round(proc.seconds, 1), 'recap': recap(output), 'log': log,
                 'output_tail': output[-3000:] if proc.returncode else ''}
 
-    def ours(self, name: str, path: str, what: str) -> dict:
-        run = self.play(what, self.ours_inventory, 'zerodown.deploy.deploy', {'app_source': {'type': 'local', 'path': path}})
+    def ours(self, name: str, path: str, what: str, rate: float = 0) -> dict:
+        run = self.under_load(rate, self.ours_server_name, what,
+                              lambda: self.play(what, self.ours_inventory, 'zerodown.deploy.deploy', {'app_source': {'type': 'local', 'path': path}}))
         return self.check(run, self.ours_server_name, name)
 
-    def baseline(self, name: str, path: str, what: str) -> dict:
-        run = self.play(what, self.baseline_inventory, BASELINE_DEPLOY, {'baseline_deploy_from': path})
+    def baseline(self, name: str, path: str, what: str, rate: float = 0) -> dict:
+        run = self.under_load(rate, BASELINE_SERVER_NAME, what,
+                              lambda: self.play(what, self.baseline_inventory, BASELINE_DEPLOY, {'baseline_deploy_from': path}))
         return self.check(run, BASELINE_SERVER_NAME, name)
+
+    def under_load(self, rate: float, server_name: str, what: str, action) -> dict:
+        """action() (one timed run); with a rate, while a separate load runs through nginx to server_name."""
+        if not rate:
+            return action()
+        load = BackgroundLoad(self.container, 'http://127.0.0.1:80', 'bench-%s' % what, workers=4, max_requests=200000,
+                              extra=('--host-header', server_name, '--rate', str(rate), '--post-ratio', '0.25'))
+        try:
+            run = action()
+        finally:
+            report = load.stop()
+        latency = report.get('latency_ms') or {}
+        run['load'] = {'requests': report['requests'], 'failed': report['failed'], 'stopped_by': report['stopped_by'],
+                       'failures_by_kind': dict((k, v) for k, v in report['failures_by_kind'].items() if v),
+                       'p50_ms': latency.get('p50'), 'p99_ms': latency.get('p99'), 'max_ms': latency.get('max')}
+        return run
 
     def check(self, run: dict, server_name: str, release: str) -> dict:
         """Untimed: does nginx serve the release just deployed under that server name?"""
@@ -156,6 +182,27 @@ def table(results: dict, repeat: int) -> str:
     return '\n'.join(lines)
 
 
+def load_table(results: dict, rate: float) -> str:
+    """Markdown: what the separate load saw during each tool's runs (sums of requests and failures, medians of p99 and max)."""
+    lines = ['### What clients saw during each deploy (separate GET+POST load through nginx, %g requests/s)\n' % rate,
+             '| deploy | runs | requests | failed | failures | p50 ms | p99 ms | max ms |', '|---|---|---|---|---|---|---|---|']
+    for tool, runs in results.items():
+        loads = [r['load'] for r in runs if r.get('load')]
+        if not loads:
+            continue
+        kinds = {}
+        for load in loads:
+            for kind, count in load['failures_by_kind'].items():
+                kinds[kind] = kinds.get(kind, 0) + count
+        lines.append('| %s | %d | %d | %d | %s | %s | %s | %s |' % (
+            TOOLS[tool], len(loads), sum(x['requests'] for x in loads), sum(x['failed'] for x in loads),
+            ', '.join('%s %d' % item for item in sorted(kinds.items())) or '-',
+            cell([x['p50_ms'] for x in loads if x['p50_ms'] is not None], '%.1f'),
+            cell([x['p99_ms'] for x in loads if x['p99_ms'] is not None], '%.1f'),
+            cell([x['max_ms'] for x in loads if x['max_ms'] is not None], '%.0f')))
+    return '\n'.join(lines)
+
+
 def setup(bench: Bench) -> int:
     """The untimed part: a first deploy of ours, the baseline's setup play and its first deploy."""
     steps = (('ours-setup', bench.ours, bench.source('ours', 'setup')), ('baseline-setup', None, None),
@@ -181,9 +228,13 @@ def main(argv=None) -> int:
     parser.add_argument('--setup', action='store_true', help='the untimed first deploys (and the baseline setup play) only')
     parser.add_argument('--repeat', type=int, default=3, help='timed new-release deploys of each, alternating (default 3)')
     parser.add_argument('--noop-repeat', type=int, default=None, help='no-op runs of ours (default: as --repeat; 0 skips them)')
+    parser.add_argument('--load', type=float, default=0, metavar='RATE',
+                        help='a separate GET+POST load of RATE requests/s through nginx during every timed run (default: none)')
     args = parser.parse_args(argv)
     if args.repeat < 1:
         parser.error('--repeat must be at least 1')
+    if not 0 <= args.load <= 2000:
+        parser.error('--load must be between 0 (none) and 2000 requests/s')
     noop_repeat = args.repeat if args.noop_repeat is None else args.noop_repeat
     os.makedirs(args.outdir, exist_ok=True)
     bench = Bench(args.container, args.outdir)
@@ -200,21 +251,30 @@ def main(argv=None) -> int:
             # The revision ours just deployed, again: the baseline's deploy in between left /srv/hello alone.
             rounds.append(('noop', bench.ours, ours_release))
         for tool, deploy, (name, path) in rounds:
-            run = deploy(name, path, '%s-%d' % (tool, index))
+            run = deploy(name, path, '%s-%d' % (tool, index), args.load)
             run['run'] = index
             results[tool].append(run)
-            sys.stderr.write('  %-8s run %d: rc %d, %6.1f s, %3d tasks (%d changed), served %s%s\n' % (
+            load = run.get('load')
+            sys.stderr.write('  %-8s run %d: rc %d, %6.1f s, %3d tasks (%d changed), served %s%s%s\n' % (
                 tool, index, run['rc'], run['seconds'], run['recap']['tasks'], run['recap']['changed'], run['served'],
-                '' if run['ok'] else '  FAILED: ' + run['log']))
+                ', load %d requests %d failed p99 %s ms max %s ms' % (load['requests'], load['failed'], load['p99_ms'], load['max_ms'])
+                if load else '', '' if run['ok'] else '  FAILED: ' + run['log']))
     collection = os.environ.get('ZD_BENCH_COLLECTION', 'as installed in ANSIBLE_COLLECTIONS_PATH')
-    settings = {'collection': collection, 'repeat': args.repeat, 'noop_repeat': noop_repeat, 'container': args.container, 'tools': TOOLS,
+    settings = {'collection': collection, 'repeat': args.repeat, 'noop_repeat': noop_repeat, 'load_rate': args.load,
+                'container': args.container, 'tools': TOOLS,
                 'ours_inventory': DEMO_INVENTORY, 'baseline_playbook': BASELINE_DEPLOY, 'cores': os.cpu_count(),
                 'load_average_before': load_before, 'load_average_after': os.getloadavg()}
     with open(os.path.join(args.outdir, 'results.json'), 'w', encoding='utf-8') as handle:
         json.dump({'settings': settings, 'results': results}, handle, indent=1)
     print(table(results, args.repeat))
+    if args.load:
+        print('\n' + load_table(results, args.load))
     print('\nzerodown.deploy: %s' % collection)
-    return 0 if all(r['ok'] for runs in results.values() for r in runs) else 1
+    # The baseline may lose requests (that is what the load compares); ours must not.
+    ours_lost = sum(r['load']['failed'] for tool in ('ours', 'noop') for r in results[tool] if r.get('load'))
+    if ours_lost:
+        sys.stderr.write('bench_deploy: %d requests of the separate load failed during deploys of ours\n' % ours_lost)
+    return 0 if all(r['ok'] for runs in results.values() for r in runs) and not ours_lost else 1
 
 
 if __name__ == '__main__':

@@ -6,7 +6,8 @@
 // it takes the socket with server.listen({fd: 3}), keeps client connections
 // alive for 65 s (keepAliveTimeout, the value load balancers ask for), and
 // on SIGTERM calls server.close() and closeIdleConnections(). Answers like
-// hello_wsgi.py (release.json next to it names the release; HELLO_BOOT_SECONDS
+// hello_wsgi.py (release.json next to it names the release, and its allowed_hosts
+// and health_status break it on purpose; HELLO_BOOT_SECONDS
 // delays the listen, like loading a framework). The benchmark and the
 // Molecule scenarios restart it under load.
 'use strict';
@@ -21,6 +22,13 @@ const release = settings.release || process.env.HELLO_RELEASE || 'dev';
 const healthPaths = ['/health', '/healthz'];
 
 const server = http.createServer((req, res) => {
+  // release.json's allowed_hosts: answer 400 to any other Host, like a framework's host check.
+  const host = (req.headers.host || '').replace(/:\d+$/, '');
+  if (settings.allowed_hosts && !settings.allowed_hosts.includes(host)) {
+    res.writeHead(400, { 'Content-Type': 'text/plain' });
+    res.end('DisallowedHost');
+    return;
+  }
   if (settings.health_status && healthPaths.includes(req.url)) {
     res.writeHead(settings.health_status, { 'Content-Type': 'text/plain' });
     res.end('unhealthy');

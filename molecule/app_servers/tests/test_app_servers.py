@@ -15,7 +15,8 @@ playbook run:
   v2 with the defaults: the move to one socket per instance (surge, the
   shared socket's process drained and stopped) -> v3 with 2 instances (a
   surge of two) -> v4 with 2 instances one at a time (app_surge: false,
-  drain_rolling).
+  drain_rolling) -> v5 fails behind its server name (rejected on its own
+  sockets, rolled back under the same load) -> a restart above its latency bound.
 
 Every deploy must fail no request, in its own measurement and in the
 separate load, and its slowest request must stay within the bound the deploy
@@ -44,15 +45,17 @@ SERVER_NAME = "shop.test"
 APP_VARS = load_vars(os.path.join(SCENARIO, "vars", "app.yml"))
 
 
-def release_tree(name):
+def release_tree(name, **release):
+    """Both apps and release.json (release names the release; allowed_hosts makes any other Host get a 400)."""
     for app in APPS:
-        path = source_tree(SOURCES, app, name)
+        path = source_tree(SOURCES, app, name, **release)
     return path
 
 
-def deploy(name, **settings):
+def deploy(name, allowed_hosts=None, **settings):
     inventory = podman_inventory(APP_VARS, hosts=HOST_VARS)
-    extra = dict({"zerodown_waves": ["100%"], "app_source": {"type": "local", "path": release_tree(name)}}, **settings)
+    release = {"allowed_hosts": allowed_hosts} if allowed_hosts else {}
+    extra = dict({"zerodown_waves": ["100%"], "app_source": {"type": "local", "path": release_tree(name, **release)}}, **settings)
     before = dict((host, report_files(host, BASE)) for host in HOST_VARS)
     proc = run_playbook("deploy", inventory, extra)
     proc.reports = dict((host, new_report(host, BASE, before[host])) for host in HOST_VARS)
@@ -137,6 +140,21 @@ def test_v4_restarts_two_instances_one_at_a_time_under_load_with_zero_failed(bac
     before = dict((container, main_pids(container)) for container in HOST_VARS)
     proc, loads = deploy_under_load(background_load, "v4", app_instances=2, app_surge=False)
     assert_deployed_without_a_failed_request(proc, loads, "v4", "drain_rolling", 2, before)
+
+
+def test_v5_failing_behind_its_server_name_is_rejected_and_rolled_back_under_load_with_zero_failed(background_load):
+    # v5 answers 400 to any Host but localhost: it passes the pre-flight (probed as localhost), then its new instances
+    # fail their probe as shop.test on their own sockets, so no client ever gets an answer from v5; the automatic
+    # rollback's restart runs under the same load.
+    proc, loads = deploy_under_load(background_load, "v5", app_instances=2, allowed_hosts=["localhost"])
+    assert proc.returncode != 0 and "rolled back automatically" in said(proc), said(proc)[-3000:]
+    for host in HOST_VARS:
+        report = proc.reports[host]
+        assert report["outcome"] == "rolled back", report
+        assert report["requests"] > 0 and report["failed_requests"] == 0, report
+        assert loads[host]["requests"] > 0 and loads[host]["failed"] == 0, loads[host]
+        assert served_by(host, SERVER_NAME)["release"] == "v4"
+        assert len(main_pids(host)) == 2
 
 
 def test_a_restart_slower_than_its_latency_bound_fails_and_names_the_slowest_request():
