@@ -129,8 +129,8 @@ PY
 
 cat <<EOF
 
-The app runs in container $CONTAINER: two gunicorn instances on one systemd socket, behind nginx.
-  podman exec $CONTAINER systemctl status hello.socket 'hello@*.service'
+The app runs in container $CONTAINER: two gunicorn instances, each on its own systemd socket, behind nginx.
+  podman exec $CONTAINER systemctl status 'hello@*.socket' 'hello@*.service'
   podman exec $CONTAINER ls -l /srv/hello /srv/hello/releases
 Deploy again: scripts/demo.sh      Remove it: scripts/demo.sh --clean
 EOF
