@@ -77,8 +77,14 @@ image="$("$ZD_ROOT/scripts/build-image.sh" 2> "$OUT/image.log")" || { tail -20 "
 step 3/6 "the container $CONTAINER"
 ensure_systemd_container "$CONTAINER" "$image"
 
-# A second run deploys the other version under load and skips the first deploy.
-live="$(as_root podman exec "$CONTAINER" cat /srv/hello/current/release.json 2>/dev/null || true)"
+# A second run deploys the other version under load and skips the first
+# deploy. What counts is the release nginx serves, not where current points:
+# a run killed in the middle of its first deploy leaves current without a
+# site, and that run's first deploy is done again.
+live="$(as_root podman exec "$CONTAINER" python3 -c '
+import urllib.request
+request = urllib.request.Request("http://127.0.0.1/", headers={"Host": "demo.local"})
+print(urllib.request.urlopen(request, timeout=5).read().decode())' 2>/dev/null || true)"
 case "$live" in
     *'"v1"'*) first="" current=v1 next=v2 ;;
     *'"v2"'*) first="" current=v2 next=v1 ;;

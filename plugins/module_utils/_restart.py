@@ -156,9 +156,11 @@ class RestartSettings:
                 raise ModuleError('max_latency_ratio needs a baseline: before_seconds must be > 0')
         self.timeline_path = params['timeline_path']
         if self.timeline_path is not None:
-            directory = os.path.dirname(self.timeline_path) or '.'
+            # A missing directory is created when the timeline is written (the
+            # first deploy, or one after a killed run, has no report directory).
+            directory = existing_ancestor(os.path.dirname(self.timeline_path) or '.')
             if not os.path.isdir(directory):
-                raise ModuleError('timeline_path: directory %s does not exist' % directory)
+                raise ModuleError('timeline_path: %s is not a directory' % directory)
             if os.path.isdir(self.timeline_path):
                 raise ModuleError('timeline_path: %s is a directory' % self.timeline_path)
 
@@ -509,6 +511,14 @@ def latency_bound(settings: RestartSettings, result: dict) -> t.Optional[float]:
     if settings.boot_allowance and result['action_duration_s'] is not None:
         bound += result['action_duration_s'] * 1000.0
     return round(bound, 3)
+
+
+def existing_ancestor(path: str) -> str:
+    """The path itself, or the nearest of its parents that exists."""
+    path = os.path.abspath(path)
+    while not os.path.lexists(path) and os.path.dirname(path) != path:
+        path = os.path.dirname(path)
+    return path
 
 
 def write_timeline(settings: RestartSettings, run: LoadRun) -> None:

@@ -256,7 +256,7 @@ options:
       - When set, a JSON list with one entry per request is written to this file on the target (atomically), for plotting. Each
         entry is C({t_ms, latency_ms, ok, kind, status, method, phase, marker}), where C(t_ms) is the request's start after the
         start of the load and C(phase) one of V(before), V(during), V(after).
-      - Its directory must exist. It is written also when the task fails.
+      - Missing directories are created (mode 0750). It is written also when the task fails.
     type: path
   marker_header:
     description:

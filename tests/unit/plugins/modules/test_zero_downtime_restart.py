@@ -532,6 +532,15 @@ def test_check_mode_does_nothing(world, run_module, tmp_path):
     assert not os.path.exists(timeline)
 
 
+def test_timeline_directory_created_when_missing(world, run_module, tmp_path):
+    # A deploy after a killed first one has no report directory yet: the restart creates it.
+    system = world({'hello.service': 100}, {'*': {'effect': 'queue', 'down_s': 0.2, 'block_s': 0.2}})
+    path = str(tmp_path / 'reports' / 'deep' / 'timeline.json')
+    result = run_module(**fast(system, timeline_path=path))
+    assert not result.get('failed'), result['msg']
+    assert result['timeline_path'] == path and os.path.isfile(path)
+
+
 def test_timeline_written_as_json(world, run_module, tmp_path):
     system = world({'hello.service': 100}, {'*': {'effect': 'queue', 'down_s': 0.2, 'block_s': 0.2}})
     path = str(tmp_path / 'timeline.json')
@@ -585,7 +594,7 @@ def test_timeline_written_as_json(world, run_module, tmp_path):
     (dict(health_path='/a b'), 'health_path must start with "/"'),
     (dict(host_header='a\nb'), 'host_header must not contain line breaks'),
     (dict(marker_header='X Bad'), 'marker_header must be an HTTP header name'),
-    (dict(timeline_path='/nonexistent-zerodown-dir/t.json'), 'timeline_path: directory /nonexistent-zerodown-dir does not exist'),
+    (dict(timeline_path='/etc/hostname/t.json'), 'timeline_path: /etc/hostname is not a directory'),
 ])
 def test_argument_validation(world, run_module, args, message):
     system = world({'hello.service': 100})
