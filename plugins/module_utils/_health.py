@@ -16,7 +16,7 @@ import time
 
 from ansible_collections.zerodown.deploy.plugins.module_utils._http import request
 from ansible_collections.zerodown.deploy.plugins.module_utils._module import ModuleError, endpoint, header_value, request_path, within
-from ansible_collections.zerodown.deploy.plugins.module_utils._systemd import SystemdError, stopped_failure
+from ansible_collections.zerodown.deploy.plugins.module_utils._systemd import JOURNAL_LINES, SystemdError, stopped_failure
 from ansible_collections.zerodown.deploy.plugins.module_utils._validate import ValidationError, unit_name
 
 DEFAULT_SUCCESSES = 3
@@ -154,8 +154,18 @@ class UnitWatch:
         self.units = units
         self.states = {}
 
+    def read_all(self) -> dict:
+        """Every unit's state in one systemctl call; when that call fails, each unit alone (one it cannot read counts as
+        LoadState=error), so that the message names the unit."""
+        try:
+            states = self.systemd.show_many(self.units)
+            if len(states) == len(self.units):
+                return states
+        except SystemdError:
+            pass
+        return dict((unit, self.read(unit)) for unit in self.units)
+
     def read(self, unit: str) -> dict:
-        """The unit's state; one systemctl could not read counts as not loaded (LoadState=error)."""
         try:
             return self.systemd.show(unit)
         except SystemdError as exc:
@@ -163,17 +173,16 @@ class UnitWatch:
 
     def __call__(self):
         """The first failure as a reason, or None."""
+        self.states.update(self.read_all())
         for unit in self.units:
-            state = self.read(unit)
-            self.states[unit] = state
-            reason = stopped_failure(state)
+            reason = stopped_failure(self.states[unit])
             if reason is not None:
                 return 'stopped early because %s %s' % (unit, reason)
         return None
 
     def refresh(self) -> None:
-        for unit in self.units:
-            self.states[unit] = self.read(unit)
+        if self.units:
+            self.states.update(self.read_all())
 
     def report(self) -> dict:
         return dict((unit, dict((key, state.get(key)) for key in REPORTED_PROPERTIES)) for unit, state in self.states.items())
@@ -182,28 +191,41 @@ class UnitWatch:
         return self.systemd.journal(self.units, lines) if self.units else ''
 
 
-def run_health_check(settings: HealthCheckSettings, systemd, warn=None):
-    """The health_check module: the wait, the watched units' states and, on failure, their journal. Returns (result, failure)."""
-    for warning in settings.warnings:
-        if warn is not None:
-            warn(warning)
-    watch = UnitWatch(systemd, settings.units)
-    deadline = time.monotonic() + settings.timeout
+def hold_to_gate(systemd, target, path: str, successes: int, timeout: float, host_header=None, units=(),
+                 probe_timeout: float = DEFAULT_PROBE_TIMEOUT, interval: float = DEFAULT_INTERVAL,
+                 journal_lines: int = JOURNAL_LINES, what: str = 'timeout'):
+    """The health gate: ``successes`` 2xx answers of ``path`` in a row within ``timeout``, while none of ``units`` stops.
+
+    Used by the health_check module and at the end of zero_downtime_restart, so that both gates mean the same. Returns
+    ``(result, failure message or None)``; a failure carries the watched units' last journal lines.
+    """
+    watch = UnitWatch(systemd, list(units))
+    deadline = time.monotonic() + timeout
     failure = None
     try:
-        outcome = wait_healthy(settings.target, settings.path, deadline, successes=settings.successes, host_header=settings.host_header,
-                               probe_timeout=settings.probe_timeout, interval=settings.interval, abort=watch if settings.units else None,
-                               what='timeout', limit=settings.timeout)
+        outcome = wait_healthy(target, path, deadline, successes=successes, host_header=host_header, probe_timeout=probe_timeout,
+                               interval=interval, abort=watch if watch.units else None, what=what, limit=timeout)
     except NotHealthy as exc:
         outcome = exc.outcome
         failure = str(exc)
     watch.refresh()
     result = outcome.to_dict()
-    result['target'] = str(settings.target)
+    result['target'] = str(target)
     result['units'] = watch.report()
-    result['changed'] = False
     if failure is not None:
-        journal = watch.journal(settings.journal_lines)
+        journal = watch.journal(journal_lines)
         if journal:
             failure += '; last journal lines: ' + journal
+    return result, failure
+
+
+def run_health_check(settings: HealthCheckSettings, systemd, warn=None):
+    """The health_check module: the gate, the watched units' states and, on failure, their journal. Returns (result, failure)."""
+    for warning in settings.warnings:
+        if warn is not None:
+            warn(warning)
+    result, failure = hold_to_gate(systemd, settings.target, settings.path, settings.successes, settings.timeout,
+                                   host_header=settings.host_header, units=settings.units, probe_timeout=settings.probe_timeout,
+                                   interval=settings.interval, journal_lines=settings.journal_lines)
+    result['changed'] = False
     return result, failure

@@ -40,7 +40,7 @@ from ansible_collections.zerodown.deploy.plugins.module_utils._bluegreen import 
 )
 from ansible_collections.zerodown.deploy.plugins.module_utils._flip import Flip, FlipError, Slots
 from ansible_collections.zerodown.deploy.plugins.module_utils._fs import atomic_write
-from ansible_collections.zerodown.deploy.plugins.module_utils._health import NotHealthy, wait_healthy
+from ansible_collections.zerodown.deploy.plugins.module_utils._health import NotHealthy, hold_to_gate, wait_healthy
 from ansible_collections.zerodown.deploy.plugins.module_utils._load import BEGIN_MARK, END_MARK, PHASES, LoadRun, phase_timing, timeline
 from ansible_collections.zerodown.deploy.plugins.module_utils._module import (
     ModuleError,
@@ -77,6 +77,9 @@ MAX_TIMEOUT = 300.0
 MAX_WORKERS = 64
 MAX_REQUESTS = 1000000
 MAX_RATE = 1000000.0
+# The health gate at the end (gate_successes): the same bounds as the health_check module's.
+MAX_GATE_SUCCESSES = 100
+DEFAULT_GATE_TIMEOUT = 30.0
 
 
 class ActionError(Exception):
@@ -154,6 +157,9 @@ class RestartSettings:
             within('max_latency_ratio', self.max_latency_ratio, 0, None, low_open=True)
             if self.before_seconds <= 0:
                 raise ModuleError('max_latency_ratio needs a baseline: before_seconds must be > 0')
+        self.gate_successes = within('gate_successes', params.get('gate_successes') or 0, 0, MAX_GATE_SUCCESSES)
+        self.gate_timeout = within('gate_timeout', DEFAULT_GATE_TIMEOUT if params.get('gate_timeout') is None else params['gate_timeout'], 0, MAX_SECONDS, ' seconds',
+                                   low_open=True)
         self.timeline_path = params['timeline_path']
         if self.timeline_path is not None:
             # A missing directory is created when the timeline is written (the
@@ -245,6 +251,7 @@ class RestartSettings:
             'command': self.command,
             'bounds': self.bounds(),
             'timeline_path': None,
+            'gate': None,
         }
 
     def load(self) -> LoadRun:
@@ -410,6 +417,18 @@ class Action:
         finally:
             self.pids.update(flip.pids)
             self.surge = dict((key, value) for key, value in flip.result.items() if key != 'changed')
+
+    def serving_units(self) -> list:
+        """The services that serve after the action: the health gate watches them."""
+        settings = self.settings
+        if settings.mode in SLOT_MODES and self.surge is not None:
+            return [instance_units(settings.service, k).service for k in self.surge.get('live_after') or []]
+        if settings.mode == 'blue_green' and self.blue_green is not None:
+            live = self.blue_green.get('live_after')
+            return ['%s.service' % settings.service] + ([SlotUnits(settings.service, live).app] if live is not None else [])
+        if settings.mode == 'command':
+            return [unit for unit in settings.units if unit in self.known]
+        return list(settings.units)
 
     @property
     def steps(self) -> list:
@@ -624,4 +643,17 @@ def run_restart(settings: RestartSettings, make_systemd, check_mode: bool = Fals
     failure = verdict(settings, result, warnings)
     for warning in warnings:
         warn(warning)
+    if failure is None and settings.gate_successes:
+        failure = hold_restart_to_gate(settings, systemd, action, result)
     return result, failure
+
+
+def hold_restart_to_gate(settings: RestartSettings, systemd, action: Action, result: dict) -> t.Optional[str]:
+    """The health gate after a restart that passed, through the clients' way in; its result goes to ``result['gate']``."""
+    gate, failure = hold_to_gate(systemd, settings.target, settings.health_path, settings.gate_successes, settings.gate_timeout,
+                                 host_header=settings.host_header, units=action.serving_units() if systemd.available else (),
+                                 probe_timeout=min(settings.timeout, PROBE_TIMEOUT), what='gate_timeout')
+    result['gate'] = gate
+    if failure is None:
+        return None
+    return 'the health gate after the restart failed: %s. %s' % (failure, result['report'])

@@ -251,6 +251,22 @@ options:
       - The p99 before the action of a fast service is often below a millisecond, so choose a bound with room for ordinary
         jitter.
     type: float
+  gate_successes:
+    description:
+      - The health gate in the same call. After the load has ended, O(health_path) must answer 2xx this many times in a row
+        through O(target) (the way clients reach it, with O(host_header)) within O(gate_timeout), while none of the units that
+        serve after the action stops or fails. The task fails otherwise, with the answers and the units' last journal lines.
+      - Run only when the action and its measurement passed. V(0) runs no gate.
+      - It means what the P(zerodown.deploy.health_check#module) module means by a gate, and saves that module's round trip
+        after a restart.
+    type: int
+    default: 0
+    version_added: 0.3.0
+  gate_timeout:
+    description: Seconds the health gate may take, with O(gate_successes) > 0.
+    type: float
+    default: 30
+    version_added: 0.3.0
   timeline_path:
     description:
       - When set, a JSON list with one entry per request is written to this file on the target (atomically), for plotting. Each
@@ -606,6 +622,27 @@ blue_green:
       type: dict
   sample: {link: /var/lib/zerodown/shop/live.sock, live_before: 8001, live_after: 8002, switched: true,
            drain: {drained: true, waited_s: 1.0, connections_left: 0}}
+gate:
+  description:
+    - With O(gate_successes) > 0, what the health gate saw, as the P(zerodown.deploy.health_check#module) module reports it;
+      V(null) when no gate ran (none was asked for, or the restart failed before it).
+  returned: always
+  type: dict
+  contains:
+    answers:
+      description: The probes' answers by status (C(HTTP 200)) or failure kind.
+      type: dict
+    attempts:
+      description: Probes sent.
+      type: int
+    streak:
+      description: 2xx answers in a row at the end.
+      type: int
+    units:
+      description: The watched units' states at the end.
+      type: dict
+  sample: {answers: {HTTP 200: 5}, attempts: 5, streak: 5, target: 127.0.0.1:80, elapsed_s: 0.02, last: {status: 200},
+           units: {shop@3.service: {ActiveState: active}}}
 timeline_path:
   description: Path of the timeline written, or V(null).
   returned: always
@@ -664,6 +701,8 @@ def main() -> None:
                 nginx_binary=dict(type='path', default='/usr/sbin/nginx'),
                 drain_timeout=dict(type='float', default=60),
             )),
+            gate_successes=dict(type='int', default=0),
+            gate_timeout=dict(type='float', default=30),
             timeline_path=dict(type='path'),
             marker_header=dict(type='str', default='X-Served-By'),
             ports=dict(type='list', elements='int'),

@@ -511,6 +511,58 @@ def test_health_path_never_ready_fails_after_ready_timeout(world, run_module):
     assert result['steps'][0]['ready_ms'] is None and result['failed_requests'] == 0
 
 
+def test_health_gate_in_the_same_call_after_a_restart_that_passed(world, run_module):
+    system = world({'hello.service': 100}, {'*': {'effect': 'queue', 'down_s': 0.1}})
+    result = run_module(**fast(system, gate_successes=5, gate_timeout=5))
+    assert not result.get('failed'), result['msg']
+    gate = result['gate']
+    assert gate['answers'] == {'HTTP 200': 5} and gate['streak'] == 5 and gate['target'] == system.target
+    assert gate['units']['hello.service']['ActiveState'] == 'active'
+    # The gate comes after the load: the probes are the last health requests, none of them part of the measurement.
+    assert system.app.health_requests >= 3 + 5
+
+
+def test_no_gate_without_gate_successes(world, run_module):
+    system = world({'hello.service': 100})
+    result = run_module(**fast(system))
+    assert not result.get('failed'), result['msg']
+    assert result['gate'] is None
+
+
+def test_health_gate_fails_when_a_serving_unit_dies_after_the_restart(world, run_module):
+    # The restart and its readiness pass; then the new process dies: the gate names the unit, the measurement stays reported.
+    system = world({'hello.service': 100})
+
+    def kill_after_ready():
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            ended = [e for e in system.log('restart') if e.get('event') == 'end']
+            if ended and system.app.health_requests >= 3:
+                state = system.state()
+                state['units']['hello.service'].update(ActiveState='failed', SubState='failed', Result='signal', MainPID=0)
+                system.save(state)
+                return
+            time.sleep(0.01)
+
+    killer = threading.Thread(target=kill_after_ready, daemon=True)
+    killer.start()
+    result = run_module(**fast(system, gate_successes=5, gate_timeout=5))
+    killer.join()
+    assert result['failed'] is True
+    assert result['msg'].startswith('the health gate after the restart failed: health check GET /health through unix:')
+    assert 'stopped early because hello.service' in result['msg'] and 'Result=signal' in result['msg']
+    assert result['failed_requests'] == 0 and result['gate']['units']['hello.service']['ActiveState'] == 'failed'
+
+
+def test_health_gate_bounds_are_checked(world, run_module):
+    system = world({'hello.service': 100})
+    result = run_module(**fast(system, gate_successes=101))
+    assert result['failed'] is True and 'gate_successes must be' in result['msg']
+    result = run_module(**fast(system, gate_successes=1, gate_timeout=0))
+    assert result['failed'] is True and 'gate_timeout must be > 0' in result['msg']
+    assert system.log() == [] and system.app.requests == 0
+
+
 # ------------------------------------------------------------------ check mode, timeline
 
 
