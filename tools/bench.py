@@ -52,6 +52,38 @@ MODES = {
 }
 
 
+def flip_command(name: str, instances: int, listen: str, mode: str, host: str) -> list:
+    """The app role's restart of an app of the instances layout (bench/flip.py, in the container)."""
+    return ['python3 %s/flip.py %s %d %s %s --host %s' % (REMOTE_DIR, name, instances, listen, mode, host)]
+
+
+# The layout a deploy leaves today (bench/site.yml's second play): one socket per instance behind nginx, keepalive 32.
+LAYOUT_MODES = {
+    'surge': ('one socket per instance, 1 instance, a surge, keepalive 32',
+              flip_command('bsurge', 1, '/run/bsurge/bsurge.sock', 'surge', 'surge.bench')),
+    'surge-2': ('one socket per instance, 2 instances, a surge, keepalive 32',
+                flip_command('bsurge2', 2, '/run/bsurge2/bsurge2.sock', 'surge', 'surge-2.bench')),
+    'drain-rolling': ('one socket per instance, 2 instances, one at a time out of nginx, keepalive 32',
+                      flip_command('bdrain', 2, '/run/bdrain/bdrain.sock', 'drain_rolling', 'drain-rolling.bench')),
+    'surge-tcp': ('as surge, over TCP 127.0.0.K:8201', flip_command('bsurgetcp', 1, '127.0.0.1:8201', 'surge', 'surge-tcp.bench')),
+    'surge-uvicorn': ('as surge, uvicorn --fd 3 (ASGI)',
+                      flip_command('buvicorn', 1, '/run/buvicorn/buvicorn.sock', 'surge', 'surge-uvicorn.bench')),
+    'surge-node': ('as surge, a tutorial-style Node.js app', flip_command('bnode', 1, '/run/bnode/bnode.sock', 'surge', 'surge-node.bench')),
+    'drain-rolling-node': ('as drain-rolling, the Node.js app',
+                           flip_command('bnoderoll', 2, '/run/bnoderoll/bnoderoll.sock', 'drain_rolling', 'drain-rolling-node.bench')),
+}
+MODES.update(LAYOUT_MODES)
+
+
+def copy_flip_tools(container: str) -> None:
+    """bench/flip.py and the collection's module_utils it runs, as the package path the modules import."""
+    package = REMOTE_DIR + '/ansible_collections/zerodown/deploy/plugins'
+    podman('exec', container, 'rm', '-rf', package)
+    podman('exec', container, 'mkdir', '-p', package)
+    podman('cp', os.path.join(ROOT, 'plugins', 'module_utils'), '%s:%s/module_utils' % (container, package))
+    podman('cp', os.path.join(ROOT, 'bench', 'flip.py'), '%s:%s/flip.py' % (container, REMOTE_DIR))
+
+
 def run_once(container: str, mode: str, index: int, args) -> dict:
     """One restart under load; returns the load report plus the timeline (fetched)."""
     remote_timeline = '/tmp/bench-%s-%d.json' % (mode, index)
@@ -194,6 +226,8 @@ def main(argv=None) -> int:
         parser.error('unknown modes %s; known: %s' % (unknown, ', '.join(MODES)))
     os.makedirs(args.outdir, exist_ok=True)
     copy_load_tools(args.container, REMOTE_DIR)
+    if any(mode in LAYOUT_MODES for mode in modes):
+        copy_flip_tools(args.container)
 
     results = dict((mode, []) for mode in modes)
     # Interleaved (trad, seed, ..., trad, seed, ...) so slow drift of the machine hits every mode alike.

@@ -158,8 +158,9 @@ class RestartSettings:
             if self.before_seconds <= 0:
                 raise ModuleError('max_latency_ratio needs a baseline: before_seconds must be > 0')
         self.gate_successes = within('gate_successes', params.get('gate_successes') or 0, 0, MAX_GATE_SUCCESSES)
-        self.gate_timeout = within('gate_timeout', DEFAULT_GATE_TIMEOUT if params.get('gate_timeout') is None else params['gate_timeout'], 0, MAX_SECONDS, ' seconds',
-                                   low_open=True)
+        gate_timeout = params.get('gate_timeout')
+        self.gate_timeout = within('gate_timeout', DEFAULT_GATE_TIMEOUT if gate_timeout is None else gate_timeout, 0, MAX_SECONDS,
+                                   ' seconds', low_open=True)
         self.timeline_path = params['timeline_path']
         if self.timeline_path is not None:
             # A missing directory is created when the timeline is written (the
