@@ -128,6 +128,11 @@ class Spec:
         return os.path.join(self.unit_dir, unit)
 
     def staged(self, unit: str) -> str:
+        """Where a unit is staged for `systemd-analyze verify`. A template is staged as its instance 1: verify instantiates a
+        template file with the instance "i", and a socket listening on 127.0.0.%i:PORT is then not an address."""
+        head, at, tail = unit.partition('@')
+        if at and tail.startswith('.'):
+            unit = '%s@1%s' % (head, tail)
         return os.path.join(self.staging_dir, unit)
 
 

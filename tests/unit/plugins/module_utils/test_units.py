@@ -143,6 +143,18 @@ def test_first_install_verifies_scores_installs_and_starts(dirs):
     assert result['exposure'] == 1.0
 
 
+def test_templates_are_verified_as_their_instance_1(dirs):
+    # systemd-analyze verify instantiates a template file as "i": ListenStream=127.0.0.%i:8201 would not be an address.
+    spec = Spec(params(dirs, units={'hello.socket': SOCKET, 'hello@.service': SERVICE}, obsolete=[]))
+    assert spec.staged('hello@.service') == os.path.join(spec.staging_dir, 'hello@1.service')
+    assert spec.staged('hello@.socket') == os.path.join(spec.staging_dir, 'hello@1.socket')
+    assert spec.staged('hello.socket') == os.path.join(spec.staging_dir, 'hello.socket')
+    systemd = FakeSystemd()
+    Rollout(spec, systemd).run()
+    assert ('verify', ('hello.socket', 'hello@1.service')) in systemd.calls
+    assert (dirs / 'units' / 'hello@.service').read_text() == SERVICE
+
+
 def test_unchanged_units_are_not_staged_verified_or_scored(dirs):
     install(dirs, {'hello.socket': SOCKET, 'hello.service': SERVICE})
     (dirs / 'proc').write_text('4096\n')
