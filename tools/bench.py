@@ -43,7 +43,8 @@ MODES = {
     'trad': ('app binds its own port, systemctl restart', ['systemctl restart bench-trad.service']),
     'seed': ('socket activation, 1 instance, nginx keepalive 32', ['systemctl restart bench-sock.service']),
     'seed-retry': ('as seed, nginx also retries POSTs (non_idempotent)', ['systemctl restart bench-sock.service']),
-    'default': ('socket activation, 1 instance, our nginx defaults', ['systemctl restart bench-sock.service']),
+    'default': ('socket activation, 1 instance, one shared socket, no upstream keepalive (app_surge: false)',
+                ['systemctl restart bench-sock.service']),
     # Type=notify: each restart returns once the new instance sent READY=1, so the next one starts only then.
     'rolling': ('socket activation, 2 instances, rolling', ['systemctl restart bench-roll@1.service', 'systemctl restart bench-roll@2.service']),
     'default-tcp': ('as default, over TCP 127.0.0.1:8101', ['systemctl restart bench-socktcp.service']),
