@@ -251,14 +251,14 @@ class Flip:
                 self.systemd.reset_failed([u.service])
             raise FlipError('the new instance(s) %s did not come up: %s. They were stopped; what served still serves.%s'
                             % (', '.join(u.service for u in units), exc, (' Last journal lines: ' + journal) if journal else ''))
-        self.systemd.run('enable', [u.socket for u in units] + [u.service for u in units])
+        self.systemd.run('enable', [u.socket for u in units] + [u.service for u in units], extra=('--no-reload',))
         self.result['started'] += list(ks)
 
     def stop(self, ks: list) -> None:
         if not ks:
             return
         units = [self.slots.units(k) for k in ks]
-        self.systemd.run('disable', [u.service for u in units] + [u.socket for u in units], extra=('--now',))
+        self.systemd.run('disable', [u.service for u in units] + [u.socket for u in units], extra=('--now', '--no-reload'))
         for u in units:
             if u.service in self.pids:
                 self.pids[u.service]['new'] = 0

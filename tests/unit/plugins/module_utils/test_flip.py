@@ -212,6 +212,18 @@ def test_surge_of_one_instance_starts_the_other_slot_flips_in_one_reload_and_sto
     assert verbs.index('restart') < verbs.index('disable')
 
 
+def test_a_surge_enables_and_disables_without_a_daemon_reload(rig):
+    # A daemon-reload keeps PID 1 busy for a while on a loaded host; the live instances' slowest requests of a surge
+    # were the ones during it. The symlinks are what the next boot reads, and no unit file changed here.
+    flip, fake, nginx = rig(instances=1, live=(1,))
+    flip.surge()
+    argvs = [step['argv'] for step in flip.systemd.steps if step['argv'][0] != 'nginx']
+    enable = [argv for argv in argvs if 'enable' in argv]
+    disable = [argv for argv in argvs if 'disable' in argv]
+    assert enable and all('--no-reload' in argv for argv in enable)
+    assert disable and all('--no-reload' in argv and '--now' in argv for argv in disable)
+
+
 def test_a_second_surge_goes_back_to_the_first_slots(rig):
     flip, fake, nginx = rig(instances=2, live=(1, 2))
     assert flip.surge()['live_after'] == [3, 4]
