@@ -20,6 +20,9 @@ from ansible_collections.zerodown.deploy.plugins.module_utils._systemd import JO
 from ansible_collections.zerodown.deploy.plugins.module_utils._validate import ValidationError, unit_name
 
 DEFAULT_SUCCESSES = 3
+# The bounds of a gate, for the health_check module and for zero_downtime_restart's gate_successes and gate_timeout.
+MAX_SUCCESSES = 100
+MAX_TIMEOUT = 3600
 DEFAULT_INTERVAL = 0.05
 DEFAULT_PROBE_TIMEOUT = 5.0
 # A probe may overrun the deadline by up to this rather than time out for want of time.
@@ -135,8 +138,8 @@ class HealthCheckSettings:
         self.target = endpoint('target', params['target'], self.warnings, path_note='the probes go to path')
         self.path = request_path('path', params['path'])
         self.host_header = header_value('host_header', params['host_header'])
-        self.successes = within('successes', params['successes'], 1, 100)
-        self.timeout = within('timeout', params['timeout'], 0, 3600, low_open=True)
+        self.successes = within('successes', params['successes'], 1, MAX_SUCCESSES)
+        self.timeout = within('timeout', params['timeout'], 0, MAX_TIMEOUT, low_open=True)
         self.probe_timeout = within('probe_timeout', params['probe_timeout'], 0, 300, low_open=True)
         self.interval = within('interval', params['interval'], 0, 60)
         self.journal_lines = within('journal_lines', params['journal_lines'], 0, 200)
@@ -181,8 +184,7 @@ class UnitWatch:
         return None
 
     def refresh(self) -> None:
-        if self.units:
-            self.states.update(self.read_all())
+        self.states.update(self.read_all())
 
     def report(self) -> dict:
         return dict((unit, dict((key, state.get(key)) for key in REPORTED_PROPERTIES)) for unit, state in self.states.items())

@@ -40,6 +40,7 @@ from ansible_collections.zerodown.deploy.plugins.module_utils._bluegreen import 
 )
 from ansible_collections.zerodown.deploy.plugins.module_utils._flip import Flip, FlipError, Slots
 from ansible_collections.zerodown.deploy.plugins.module_utils._fs import atomic_write
+from ansible_collections.zerodown.deploy.plugins.module_utils._health import MAX_SUCCESSES, MAX_TIMEOUT as MAX_GATE_TIMEOUT
 from ansible_collections.zerodown.deploy.plugins.module_utils._health import NotHealthy, hold_to_gate, wait_healthy
 from ansible_collections.zerodown.deploy.plugins.module_utils._load import BEGIN_MARK, END_MARK, PHASES, LoadRun, phase_timing, timeline
 from ansible_collections.zerodown.deploy.plugins.module_utils._module import (
@@ -77,9 +78,6 @@ MAX_TIMEOUT = 300.0
 MAX_WORKERS = 64
 MAX_REQUESTS = 1000000
 MAX_RATE = 1000000.0
-# The health gate at the end (gate_successes): the same bounds as the health_check module's.
-MAX_GATE_SUCCESSES = 100
-DEFAULT_GATE_TIMEOUT = 30.0
 
 
 class ActionError(Exception):
@@ -157,10 +155,9 @@ class RestartSettings:
             within('max_latency_ratio', self.max_latency_ratio, 0, None, low_open=True)
             if self.before_seconds <= 0:
                 raise ModuleError('max_latency_ratio needs a baseline: before_seconds must be > 0')
-        self.gate_successes = within('gate_successes', params.get('gate_successes') or 0, 0, MAX_GATE_SUCCESSES)
-        gate_timeout = params.get('gate_timeout')
-        self.gate_timeout = within('gate_timeout', DEFAULT_GATE_TIMEOUT if gate_timeout is None else gate_timeout, 0, MAX_SECONDS,
-                                   ' seconds', low_open=True)
+        # The health gate at the end: the health_check module's bounds (0: no gate).
+        self.gate_successes = within('gate_successes', params['gate_successes'], 0, MAX_SUCCESSES)
+        self.gate_timeout = within('gate_timeout', params['gate_timeout'], 0, MAX_GATE_TIMEOUT, ' seconds', low_open=True)
         self.timeline_path = params['timeline_path']
         if self.timeline_path is not None:
             # A missing directory is created when the timeline is written (the
@@ -652,7 +649,7 @@ def run_restart(settings: RestartSettings, make_systemd, check_mode: bool = Fals
 def hold_restart_to_gate(settings: RestartSettings, systemd, action: Action, result: dict) -> t.Optional[str]:
     """The health gate after a restart that passed, through the clients' way in; its result goes to ``result['gate']``."""
     gate, failure = hold_to_gate(systemd, settings.target, settings.health_path, settings.gate_successes, settings.gate_timeout,
-                                 host_header=settings.host_header, units=action.serving_units() if systemd.available else (),
+                                 host_header=settings.host_header, units=action.serving_units(),
                                  probe_timeout=min(settings.timeout, PROBE_TIMEOUT), what='gate_timeout')
     result['gate'] = gate
     if failure is None:

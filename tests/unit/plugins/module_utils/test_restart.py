@@ -22,7 +22,8 @@ DEFAULTS = dict(service='hello', instances=1, mode='auto', command=None, target=
                 health_target=None, workers=4, rate=None, post_ratio=0.5, post_body='zerodown=probe', keep_alive=False, timeout=10.0,
                 before_seconds=2.0, after_seconds=2.0, max_duration=120.0, max_requests=50000, ready_timeout=60.0, max_failed=0,
                 max_latency_ratio=None, timeline_path=None, marker_header='X-Served-By', ports=None, drain_timeout=None,
-                max_latency_factor=None, latency_allowance_ms=0.0, boot_allowance=False, slots=None)
+                max_latency_factor=None, latency_allowance_ms=0.0, boot_allowance=False, slots=None, gate_successes=0,
+                gate_timeout=30.0)
 
 
 def settings(**changes):
