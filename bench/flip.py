@@ -5,9 +5,9 @@
 
 It is the action of the app role's measured restart, the collection's own
 code (module_utils/_flip.py, copied next to this file under
-ansible_collections/): a surge (N new instances beside the live ones, one
-nginx reload, the old ones stopped after nginx's old workers exited) or one
-slot at a time out of nginx (drain_rolling). Without the module's own load:
+ansible_collections/): a surge (N new instances beside the live ones, nginx
+moved to them: its links renamed on a Unix socket, one reload on TCP; the old
+ones stopped once drained) or one slot at a time out of nginx (drain_rolling). Without the module's own load:
 the benchmark's load runs around this command and measures it.
 
     python3 flip.py NAME INSTANCES LISTEN surge|drain_rolling [--host HOST] [--health-path /health]

@@ -39,6 +39,12 @@ def podman_exec(container, *argv):
     return podman("exec", container, *argv, check=False)
 
 
+def nginx_workers(container):
+    """nginx's worker PIDs: a reload replaces them all."""
+    listed = podman_exec(container, "ps", "-C", "nginx", "-o", "pid=,args=").stdout.splitlines()
+    return sorted(line.split()[0] for line in listed if "worker process" in line)
+
+
 def copy_load_tools(container, remote_dir=REMOTE_TOOL_DIR):
     """Put the load generator into the container (it runs there, next to the endpoint it loads)."""
     podman("exec", container, "mkdir", "-p", remote_dir)

@@ -52,7 +52,8 @@ _value:
   description: >-
     socket_unit, service_unit_file, app_unit_file, running_units, exposure_unit, link, socket_proxyd, slot_dir, proxy_unit_files,
     preflight_name, preflight_socket, nginx_upstream, nginx_site, nginx_common, nginx_servers_dir, and with mode instances
-    instance_slots, instance_backends (slot number to its nginx server), instance_sockets, instance_socket_file,
+    instance_slots, instance_backends (slot number to its nginx server), instance_servers (nginx's upstream servers: the
+    position links on a Unix socket, the slots on TCP), links_tmpfiles, instance_sockets, instance_socket_file,
     instance_listen (the socket template's address, with %i).
   type: dict
 """

@@ -125,6 +125,32 @@ def instance_backend(listen: str, name: str, k: int) -> str:
     return ('unix:' + address) if address.startswith('/') else address
 
 
+def instance_position(listen: str, name: str, i: int) -> str:
+    """Layout ``instances`` on a Unix socket: the link nginx connects to for position i (1 .. N) of the upstream.
+
+    /run/NAME/NAME.sock gives /run/NAME/NAME-live-i.sock, a symbolic link to the socket of the slot that serves
+    position i. Moving a link (a rename) takes a slot out of rotation without an nginx reload: every new connection
+    resolves the link again, the connections already open finish on the old slot.
+    """
+    directory, base = os.path.split(listen)
+    stem = base[:-len('.sock')] if base.endswith('.sock') else base
+    return os.path.join(directory, '%s-live-%d.sock' % (stem, int(i)))
+
+
+def instance_servers(listen: str, name: str, instances: int) -> list:
+    """Layout ``instances``: nginx's upstream servers. On a Unix socket, the N position links (never reloaded for a
+    restart); on TCP, the 2N slots themselves (a restart marks them up and down, and reloads)."""
+    if listen.startswith('/'):
+        return ['unix:' + instance_position(listen, name, i) for i in range(1, int(instances) + 1)]
+    return [instance_backend(listen, name, k) for k in instance_slots(instances)]
+
+
+def links_tmpfiles(name: str) -> str:
+    """Layout ``instances`` on a Unix socket: the tmpfiles.d file that puts the position links back after a reboot (/run is
+    a tmpfs)."""
+    return '/etc/tmpfiles.d/zerodown-%s-links.conf' % name
+
+
 def proxy_unit_files(name: str) -> list:
     """Proxy mode's unit files besides NAME.socket and NAME.service (the public proxy)."""
     return ['%s-app@.service' % name, '%s-slot@.socket' % name, '%s-slot@.service' % name]
@@ -194,6 +220,8 @@ def app_names(name: str, instances: int = 1, mode: str = 'socket', ports=(8001, 
         'nginx_servers_dir': nginx_servers_dir(conf_dir, name),
         'instance_slots': instance_slots(instances) if slotted else [],
         'instance_backends': dict((k, instance_backend(listen, name, k)) for k in instance_slots(instances)) if slotted and listen else {},
+        'instance_servers': instance_servers(listen, name, instances) if slotted and listen else [],
+        'links_tmpfiles': links_tmpfiles(name),
         'instance_sockets': [instance_units(name, k).socket for k in instance_slots(instances)] if slotted else [],
         'instance_socket_file': instance_socket_file(name),
         'instance_listen': instance_listen(listen, name, '%i') if listen else '',

@@ -107,7 +107,8 @@ def mirror_test(run_command, nginx: str, main_config: str, replacements: dict):
 def socket_problems(paths: list, user: str) -> list:
     """Why nginx's ``user`` could not connect to, or others could bypass nginx through, each existing socket."""
     problems = []
-    existing = [path for path in paths if os.path.lexists(path)]
+    # A position link (layout instances) is checked at the socket it points to; a link to nothing (yet) is skipped.
+    existing = [path for path in paths if os.path.exists(path)]
     if not existing:
         return problems
     try:
@@ -117,7 +118,7 @@ def socket_problems(paths: list, user: str) -> list:
                 "nginx_upstream_user to the `user` of nginx.conf." % (user, ', '.join(existing))]
     gids = set([account.pw_gid] + [group.gr_gid for group in grp.getgrall() if user in group.gr_mem])
     for path in existing:
-        info = os.lstat(path)
+        info = os.stat(path)
         if not stat.S_ISSOCK(info.st_mode):
             problems.append('nginx_upstream: %s exists but is not a Unix socket; nginx cannot proxy to it.' % path)
             continue

@@ -612,7 +612,8 @@ def check_nginx_upstream(settings, entry='main', play=None):
     max_fails = s['nginx_upstream_max_fails']
     out.rule(max_fails is None or to_int(max_fails) >= 0, 'nginx_upstream_max_fails must be 0 or more (got %s).', show(max_fails))
     for option, least, what in (('fail_timeout', 1, '1 or more seconds'), ('keepalive', 0, '0 (off) or more'),
-                                ('keepalive_timeout', 1, '1 or more seconds'), ('keepalive_requests', 1, '1 or more')):
+                                ('keepalive_timeout', 1, '1 or more seconds'), ('keepalive_requests', 1, '1 or more'),
+                                ('keepalive_time', 1, '1 or more seconds')):
         value = s['nginx_upstream_' + option]
         out.rule(to_int(value) >= least, 'nginx_upstream_%s must be %s (got %s).', option, what, show(value))
     retries = items(s['nginx_upstream_next_upstream'])

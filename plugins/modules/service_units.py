@@ -56,9 +56,10 @@ options:
     description:
       - V(socket), the app takes the one socket (all instances share it); V(proxy), systemd-socket-proxyd in front of two slots;
         V(instances), every instance is a slot C(NAME@K) with its own socket behind nginx (see O(slots)).
-      - With V(instances), the slots that nginx sends requests to (their server files are C(up)) are the live ones. A first start
-        starts N slots and writes their server files (the nginx_upstream role then points the site at them); a changed unit goes live
-        with a surge (new slots beside the live ones, one nginx reload, the old slots drained and stopped). While the one socket of
+      - With V(instances), the slots that nginx sends requests to are the live ones: those nginx's position links point at (a Unix
+        socket), or whose server files are C(up) (TCP). A first start starts N slots and points the links at them (Unix; a tmpfiles.d
+        file puts the links back at boot) or writes their server files (TCP); the nginx_upstream role then points the site at them.
+        A changed unit goes live with a surge (new slots beside the live ones, nginx moved to them, the old slots drained and stopped). While the one socket of
         the other layout still serves, it keeps serving; RV(legacy_units) names what to stop once nginx moved off it.
     type: str
     choices: [socket, proxy, instances]
@@ -164,7 +165,7 @@ options:
         type: str
         default: nginx
       drain_timeout:
-        description: Seconds to wait for the workers of before a reload to exit.
+        description: Seconds to wait for a slot taken out to drain (its last connection closed, or the workers of before a reload exited).
         type: float
         default: 60
   proxy:

@@ -71,12 +71,15 @@ options:
         with O(instances=1). See RV(blue_green).
       - V(surge) is for the instances layout behind nginx (C(socket_service_mode=instances), see O(slots)). It starts the N slots
         that are not live (C(NAME@K.service), each on its own socket), waits until each answers O(health_path) on its own socket,
-        then marks them up and the live ones down in nginx in one reload, waits until the workers of before the reload (the only
-        ones that could still send a request to the old slots) have exited, and stops the old slots. No request reaches a process
+        then routes nginx to them in one step, waits until nothing is left connected to the old slots, and stops them. On a Unix
+        socket the step moves nginx's position links (C(NAME-live-I.sock), one per instance) to the new slots' sockets, without an
+        nginx reload (a reload closes the clients' idle keep-alive connections); the drain ends when the kernel shows no connection
+        left on an old slot's socket. On TCP the step marks the new slots up and the old ones down in nginx's server files in one
+        reload, and the drain waits until the workers of before the reload have exited. No request reaches a process
         that is starting or stopping, whatever the app server does on C(SIGTERM). New slots that do not come up are stopped again
         and the live ones keep serving. See RV(surge).
       - V(drain_rolling) is the same layout without the memory for a surge (O(instances) 2 or more). One live slot at a time is
-        marked down, drained, restarted, probed and marked up again.
+        taken out (its link points at another live slot, or its server file says down), drained, restarted, probed and put back.
     type: str
     choices: [auto, restart, rolling, reload, command, blue_green, surge, drain_rolling]
     default: auto
@@ -241,7 +244,8 @@ options:
         type: path
         default: /usr/sbin/nginx
       drain_timeout:
-        description: Seconds to wait for the workers of before a reload to exit.
+        description: Seconds to wait for a slot taken out to drain (its last connection closed, or the workers of before a reload
+          exited); after it the restart warns and goes on.
         type: float
         default: 60
   max_latency_ratio:
@@ -586,11 +590,12 @@ surge:
       type: list
       elements: int
     drains:
-      description: Each nginx reload, with the slots up, whether its old workers exited (C(done)) and after how many seconds.
+      description: Each change of where nginx sends requests (a link move or a reload), with the slots up, whether the slots taken
+        out drained (C(done)) and after how many seconds, and what was still connected (C(remaining)).
       type: list
       elements: dict
     reloads:
-      description: How many times nginx was reloaded.
+      description: How many times nginx was reloaded (0 for a restart on a Unix socket, unless the number of instances changed).
       type: int
 slowest:
   description: The slowest request during the action, with C(latency_ms), C(at_s) (after the load began), and the C(step) that ran.

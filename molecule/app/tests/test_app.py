@@ -26,7 +26,7 @@ import os
 import re
 
 from zd_scenario import during, failures, load_vars, new_report, ok, podman_exec, podman_inventory, recap, release_state  # pylint: disable=import-error
-from zd_scenario import report_files, run_playbook, said  # pylint: disable=import-error
+from zd_scenario import nginx_workers, report_files, run_playbook, said  # pylint: disable=import-error
 from zd_scenario import served as served_by  # pylint: disable=import-error
 from zd_scenario import source_tree as write_tree  # pylint: disable=import-error
 
@@ -107,11 +107,18 @@ def main_pids(container):
                 for unit in live_units(container))
 
 
+def position_links(container):
+    """{link: its target} of nginx's upstream positions (/run/shop/shop-live-N.sock)."""
+    listed = podman_exec(container, "find", "/run/shop", "-maxdepth", "1", "-name", "shop-live-*.sock", "-printf", "%p %l\\n")
+    return dict(line.split() for line in listed.stdout.splitlines() if line.strip())
+
+
 def loads_during(background_load, action):
     """Run action() while every container has a load through nginx; returns (action's result, {container: load report})."""
     # A steady rate, so the bounds (10 minutes, 120000 requests) are never what ends it: it spans the whole playbook run.
+    # Keep-alive to nginx, as browsers and load balancers do: an nginx reload during the deploy would show here.
     loads = dict((name, background_load(name, NGINX, name, workers=4, max_requests=120000,
-                                        extra=("--host-header", SERVER_NAME, "--rate", "150")))
+                                        extra=("--host-header", SERVER_NAME, "--rate", "150", "--keep-alive")))
                  for name in HOSTS)
     return during(loads, action)
 
@@ -147,6 +154,19 @@ def test_v1_serves_through_nginx_on_a_socket_only_nginx_may_use(host):
             assert triggers.stdout.split() == [unit], (unit, triggers.stdout)
         # The one shared socket of the other layout is not there.
         assert podman_exec(container, "test", "-e", "/run/shop/shop.sock").returncode == 1
+        # nginx connects through one link per instance, each at a live slot's socket ...
+        links = position_links(container)
+        slots = sorted("shop-%s.sock" % unit.split("@")[1].split(".")[0] for unit in pids)
+        assert sorted(links) == ["/run/shop/shop-live-%d.sock" % i for i in range(1, instances + 1)], links
+        assert sorted(links.values()) == slots, (links, slots)
+        servers = podman_exec(container, "sh", "-c", "cat /etc/nginx/conf.d/shop.servers/*.conf").stdout
+        assert sorted(re.findall(r"server unix:(\S+) ", servers)) == sorted(links), servers
+        # ... which tmpfiles.d puts back after a reboot (/run is a tmpfs).
+        tmpfiles = "/etc/tmpfiles.d/zerodown-shop-links.conf"
+        podman_exec(container, "rm", "-f", *links)
+        recreated = podman_exec(container, "systemd-tmpfiles", "--create", tmpfiles)
+        assert recreated.returncode == 0, recreated.stderr
+        assert position_links(container) == links
         # No pre-flight unit outlives its deploy.
         assert podman_exec(container, "systemctl", "list-units", "--all", "--no-legend", "shop-preflight*").stdout.strip() == ""
         env = podman_exec(container, "stat", "-c", "%U %a", BASE + "/shared/.env").stdout.split()
@@ -157,6 +177,7 @@ def test_v1_serves_through_nginx_on_a_socket_only_nginx_may_use(host):
 
 def test_v2_goes_live_under_load_with_zero_failed_requests(background_load):
     before = dict((name, (state(name), main_pids(name))) for name in HOSTS)
+    workers = dict((name, nginx_workers(name)) for name in HOSTS)
     proc, loads = loads_during(background_load, lambda: deploy("v2"))
     show("deploy v1 -> v2", proc, loads)
     ok(proc)
@@ -178,6 +199,10 @@ def test_v2_goes_live_under_load_with_zero_failed_requests(background_load):
         # The slowest request stayed within the bound the deploy enforces (3 x the steady p99 + app_verify_latency_allowance_ms).
         assert report["during_max_ms"] <= 3 * report["before_p99_ms"] + app_vars()["app_verify_latency_allowance_ms"], report
         assert served(container)["release"] == "v2"
+        # The links moved, nginx was never reloaded: its workers, and the clients' keep-alive connections to them, are
+        # the same as before the deploy.
+        assert nginx_workers(container) == workers[container] and workers[container], (workers[container], nginx_workers(container))
+        assert sorted(position_links(container).values()) == sorted("shop-%s.sock" % u.split("@")[1].split(".")[0] for u in new_pids)
         # Old workers (gone now) and new ones (alive) both answered the load: it really spanned the restart.
         alive = set(podman_exec(container, "ps", "-eo", "pid=").stdout.split())
         markers = set(loads[container]["markers"])

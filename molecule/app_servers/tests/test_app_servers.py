@@ -18,6 +18,13 @@ playbook run:
   drain_rolling) -> v5 fails behind its server name (rejected on its own
   sockets, rolled back under the same load) -> a restart above its latency bound.
 
+The load keeps its connections to nginx open (keep-alive), except for v2
+and v3: they change nginx's configuration (the move to the position links,
+then a second position), which takes one nginx reload, and a reload closes
+the clients' idle keep-alive connections, so those two run with a new
+connection per request. The deploys that change only the release (v4, v5)
+must not reload nginx at all, and the test checks its workers.
+
 Every deploy must fail no request, in its own measurement and in the
 separate load, and its slowest request must stay within the bound the deploy
 enforces (app_verify_max_latency_factor x the steady p99 + app_verify_latency_allowance_ms).
@@ -25,7 +32,7 @@ enforces (app_verify_max_latency_factor x the steady p99 + app_verify_latency_al
 import os
 
 from zd_scenario import during, failures, load_vars, new_report, ok, podman_exec, podman_inventory, report_files  # pylint: disable=import-error
-from zd_scenario import run_playbook, said, source_tree  # pylint: disable=import-error
+from zd_scenario import nginx_workers, run_playbook, said, source_tree  # pylint: disable=import-error
 from zd_scenario import served as served_by  # pylint: disable=import-error
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -73,12 +80,15 @@ def main_pids(container):
                 for unit in live_units(container))
 
 
-def deploy_under_load(background_load, name, **settings):
-    """Deploy under GET+POST load (1 in 4 a POST) at a steady rate through nginx; prints and returns (proc, loads)."""
-    loads = dict((host, background_load(host, NGINX, host, workers=4, max_requests=120000,
-                                        extra=("--host-header", SERVER_NAME, "--rate", "150", "--post-ratio", "0.25")))
-                 for host in HOST_VARS)
+def deploy_under_load(background_load, name, keep_alive=True, **settings):
+    """Deploy under GET+POST load (1 in 4 a POST) at a steady rate through nginx; prints and returns (proc, loads).
+
+    ``keep_alive``: the load reuses its connections to nginx, and the deploy must not reload nginx (proc.reloaded)."""
+    extra = ("--host-header", SERVER_NAME, "--rate", "150", "--post-ratio", "0.25") + (("--keep-alive",) if keep_alive else ())
+    loads = dict((host, background_load(host, NGINX, host, workers=4, max_requests=120000, extra=extra)) for host in HOST_VARS)
+    workers = dict((host, nginx_workers(host)) for host in HOST_VARS)
     proc, reports = during(loads, lambda: deploy(name, **settings))
+    proc.reloaded = dict((host, nginx_workers(host) != workers[host]) for host in HOST_VARS)
     print("\n== deploy %s %s" % (name, settings))
     for host in HOST_VARS:
         report = proc.reports.get(host) or {}
@@ -88,6 +98,8 @@ def deploy_under_load(background_load, name, **settings):
                   host, report.get("outcome"), report.get("release_from"), report.get("release_to"), report.get("mode"),
                   report.get("requests"), report.get("failed_requests"), report.get("before_p99_ms"), report.get("during_p99_ms"),
                   report.get("during_max_ms"), load["requests"], load["failed"], failures(load)))
+    if keep_alive:
+        assert not any(proc.reloaded.values()), "nginx reloaded during a deploy under keep-alive load: %s" % proc.reloaded
     return proc, reports
 
 
@@ -123,7 +135,7 @@ def test_v1_runs_on_one_shared_socket(host):
 
 def test_v2_moves_to_one_socket_per_instance_under_load_with_zero_failed(background_load):
     before = dict((container, main_pids(container)) for container in HOST_VARS)
-    proc, loads = deploy_under_load(background_load, "v2")
+    proc, loads = deploy_under_load(background_load, "v2", keep_alive=False)
     assert_deployed_without_a_failed_request(proc, loads, "v2", "surge", 1, before)
     for container in HOST_VARS:
         # The shared socket's service was drained and stopped once nginx had moved off it.
@@ -132,7 +144,7 @@ def test_v2_moves_to_one_socket_per_instance_under_load_with_zero_failed(backgro
 
 def test_v3_surges_two_instances_under_load_with_zero_failed(background_load):
     before = dict((container, main_pids(container)) for container in HOST_VARS)
-    proc, loads = deploy_under_load(background_load, "v3", app_instances=2)
+    proc, loads = deploy_under_load(background_load, "v3", keep_alive=False, app_instances=2)
     assert_deployed_without_a_failed_request(proc, loads, "v3", "surge", 2, before)
 
 

@@ -4,11 +4,13 @@
 
 """Tests of module_utils/_flip: the instances layout's surge and rolling restart behind nginx.
 
-Every slot is a REAL HTTP server on its own Unix socket, and the server files
-are real files in a temporary directory; only systemd and nginx are faked: an
+Every slot is a REAL HTTP server on its own Unix socket (or, for the TCP
+path, on 127.0.0.K), the position links, server files and tmpfiles.d file are
+real files in a temporary directory, and the drain of a Unix slot counts the
+real connections in /proc/net/unix; only systemd and nginx are faked: an
 in-process run_command starts a slot's server on ``systemctl restart
 shop@K.service`` and stops it on ``disable --now``, and "nginx" counts
-reloads and replaces its worker generation, which the drain watch reads
+reloads and replaces its worker generation, which the TCP drain watch reads
 through a fake process table.
 """
 
@@ -16,7 +18,9 @@ from __future__ import annotations
 
 import fnmatch
 import os
+import socket
 import threading
+from http.server import ThreadingHTTPServer
 
 import pytest
 
@@ -64,8 +68,9 @@ class FakeTable:
 class FakeSlotsSystemd:
     """run_command for shop@K: restart serves RELEASE on SOCK_DIR/shop-K.sock, disable --now stops it."""
 
-    def __init__(self, sock_dir, release='v2', crash_slots=()):
+    def __init__(self, sock_dir, release='v2', crash_slots=(), port=None):
         self.sock_dir = sock_dir
+        self.port = port
         self.release = release
         self.crash_slots = set(crash_slots)
         self.units = {}
@@ -82,10 +87,13 @@ class FakeSlotsSystemd:
         return int(unit.split('@')[1].split('.')[0])
 
     def serve(self, k, release):
-        path = os.path.join(self.sock_dir, 'shop-%d.sock' % k)
-        if os.path.exists(path):
-            os.unlink(path)
-        server = UnixHTTPServer(path, handler(release, 200))
+        if self.port:
+            server = ThreadingHTTPServer(('127.0.0.%d' % k, self.port), handler(release, 200))
+        else:
+            path = os.path.join(self.sock_dir, 'shop-%d.sock' % k)
+            if os.path.exists(path):
+                os.unlink(path)
+            server = UnixHTTPServer(path, handler(release, 200))
         self.servers[k] = server
         threading.Thread(target=server.serve_forever, kwargs={'poll_interval': 0.05}, daemon=True).start()
 
@@ -144,17 +152,29 @@ class FakeSlotsSystemd:
             self.halt(k)
 
 
+def free_port():
+    with socket.socket() as probe:
+        probe.bind(('127.0.0.1', 0))
+        return probe.getsockname()[1]
+
+
 @pytest.fixture
 def rig(sock_dir, tmp_path):
-    """rig(instances=1, live=(), release='v2', ...) -> (flip, fake systemd, fake nginx); live slots run release v1."""
+    """rig(instances=1, live=(), release='v2', tcp=False, ...) -> (flip, fake systemd, fake nginx); live slots run v1.
+
+    Unix (the default): position links in sock_dir, tmpfiles.d file in tmp_path. ``tcp``: slots on 127.0.0.K:PORT and
+    one server file per slot."""
     made = []
 
-    def make(instances=1, live=(), release='v2', crash_slots=(), refuse=None, linger=False):
+    def make(instances=1, live=(), release='v2', crash_slots=(), refuse=None, linger=False, tcp=False):
         servers_dir = str(tmp_path / 'shop.servers')
-        fake = FakeSlotsSystemd(sock_dir, release='v1')
+        port = free_port() if tcp else None
+        fake = FakeSlotsSystemd(sock_dir, release='v1', port=port)
         made.append(fake)
         systemd = Systemd(fake, sleep=lambda seconds: None)
-        slots = flip_mod.Slots('shop', instances, '%s/shop.sock' % sock_dir, servers_dir, 'max_fails=0')
+        listen = '127.0.0.1:%d' % port if tcp else '%s/shop.sock' % sock_dir
+        slots = flip_mod.Slots('shop', instances, listen, servers_dir, 'max_fails=0',
+                               tmpfiles='' if tcp else str(tmp_path / 'zerodown-shop-links.conf'))
         table = FakeTable(servers_dir, linger=linger)
         nginx = FakeNginx(table, refuse=refuse)
         pid_file = tmp_path / 'nginx.pid'
@@ -166,6 +186,11 @@ def rig(sock_dir, tmp_path):
                 fake(['systemctl', 'start', 'shop@%d.socket' % k])
                 fake(['systemctl', 'restart', 'shop@%d.service' % k])
             flip.write_states(list(live))
+            if not tcp:
+                os.makedirs(servers_dir)
+                for path, text in slots.servers().items():
+                    with open(path, 'w') as handle:
+                        handle.write(text)
             fake.calls.clear()
         fake.release = release
         fake.crash_slots = set(crash_slots)
@@ -187,7 +212,7 @@ def states(flip):
 
 
 def test_slots_live_reads_the_up_server_files_and_the_next_set_is_the_lowest_idle(rig):
-    flip, fake, nginx = rig(instances=2, live=(1, 2))
+    flip, fake, nginx = rig(tcp=True, instances=2, live=(1, 2))
     assert flip.slots.live() == [1, 2]
     assert flip.slots.next_set([1, 2]) == [3, 4]
     assert flip.slots.next_set([3, 4]) == [1, 2]
@@ -196,7 +221,7 @@ def test_slots_live_reads_the_up_server_files_and_the_next_set_is_the_lowest_idl
 
 
 def test_surge_of_one_instance_starts_the_other_slot_flips_in_one_reload_and_stops_the_old(rig):
-    flip, fake, nginx = rig(instances=1, live=(1,))
+    flip, fake, nginx = rig(tcp=True, instances=1, live=(1,))
     result = flip.surge()
     assert result['live_before'] == [1] and result['live_after'] == [2]
     assert result['started'] == [2] and result['stopped'] == [1]
@@ -215,7 +240,7 @@ def test_surge_of_one_instance_starts_the_other_slot_flips_in_one_reload_and_sto
 def test_a_surge_enables_and_disables_without_a_daemon_reload(rig):
     # A daemon-reload keeps PID 1 busy for a while on a loaded host; the live instances' slowest requests of a surge
     # were the ones during it. The symlinks are what the next boot reads, and no unit file changed here.
-    flip, fake, nginx = rig(instances=1, live=(1,))
+    flip, fake, nginx = rig(tcp=True, instances=1, live=(1,))
     flip.surge()
     argvs = [step['argv'] for step in flip.systemd.steps if step['argv'][0] != 'nginx']
     enable = [argv for argv in argvs if 'enable' in argv]
@@ -225,7 +250,7 @@ def test_a_surge_enables_and_disables_without_a_daemon_reload(rig):
 
 
 def test_a_second_surge_goes_back_to_the_first_slots(rig):
-    flip, fake, nginx = rig(instances=2, live=(1, 2))
+    flip, fake, nginx = rig(tcp=True, instances=2, live=(1, 2))
     assert flip.surge()['live_after'] == [3, 4]
     fake.release = 'v3'
     flip.result['started'], flip.result['stopped'] = [], []
@@ -235,7 +260,7 @@ def test_a_second_surge_goes_back_to_the_first_slots(rig):
 
 
 def test_surge_whose_new_slot_crashes_stops_it_and_leaves_nginx_and_the_live_slot_alone(rig):
-    flip, fake, nginx = rig(instances=1, live=(1,), crash_slots=(2,))
+    flip, fake, nginx = rig(tcp=True, instances=1, live=(1,), crash_slots=(2,))
     with pytest.raises(flip_mod.FlipError, match='did not come up.*what served still serves.*boom at boot'):
         flip.surge()
     assert nginx.reloads == 0
@@ -245,7 +270,7 @@ def test_surge_whose_new_slot_crashes_stops_it_and_leaves_nginx_and_the_live_slo
 
 
 def test_surge_that_nginx_refuses_puts_the_server_files_back_and_keeps_the_old_slot(rig):
-    flip, fake, nginx = rig(instances=1, live=(1,), refuse='nginx: [emerg] no')
+    flip, fake, nginx = rig(tcp=True, instances=1, live=(1,), refuse='nginx: [emerg] no')
     before = read_servers_dir(flip.slots.servers_dir)
     with pytest.raises(flip_mod.FlipError, match='nginx refused.*back as they were'):
         flip.surge()
@@ -254,7 +279,7 @@ def test_surge_that_nginx_refuses_puts_the_server_files_back_and_keeps_the_old_s
 
 
 def test_a_drain_that_does_not_finish_warns_and_goes_on(rig):
-    flip, fake, nginx = rig(instances=1, live=(1,), linger=True)
+    flip, fake, nginx = rig(tcp=True, instances=1, live=(1,), linger=True)
     warnings = []
     flip.warn = warnings.append
     result = flip.surge()
@@ -264,7 +289,7 @@ def test_a_drain_that_does_not_finish_warns_and_goes_on(rig):
 
 
 def test_rolling_takes_each_slot_out_restarts_it_and_puts_it_back(rig):
-    flip, fake, nginx = rig(instances=2, live=(1, 2))
+    flip, fake, nginx = rig(tcp=True, instances=2, live=(1, 2))
     result = flip.rolling()
     assert result['live_after'] == [1, 2] and result['started'] == [1, 2]
     assert nginx.reloads == 4
@@ -276,13 +301,13 @@ def test_rolling_takes_each_slot_out_restarts_it_and_puts_it_back(rig):
 
 
 def test_rolling_needs_two_live_slots(rig):
-    flip, fake, nginx = rig(instances=1, live=(1,))
+    flip, fake, nginx = rig(tcp=True, instances=1, live=(1,))
     with pytest.raises(flip_mod.FlipError, match='needs 2 or more instances'):
         flip.rolling()
 
 
 def test_ensure_started_starts_the_missing_live_slots_and_stops_leftovers(rig):
-    flip, fake, nginx = rig(instances=1, live=(1,))
+    flip, fake, nginx = rig(tcp=True, instances=1, live=(1,))
     fake(['systemctl', 'disable', '--now', 'shop@1.service', 'shop@1.socket'])
     fake(['systemctl', 'restart', 'shop@2.service'])
     result = flip.ensure_started(route_now=False)
@@ -292,14 +317,14 @@ def test_ensure_started_starts_the_missing_live_slots_and_stops_leftovers(rig):
 
 
 def test_ensure_started_changes_nothing_when_the_live_slots_run(rig):
-    flip, fake, nginx = rig(instances=2, live=(3, 4))
+    flip, fake, nginx = rig(tcp=True, instances=2, live=(3, 4))
     result = flip.ensure_started(route_now=True)
     assert result['changed'] is False and result['live_after'] == [3, 4]
     assert fake.calls == [] and nginx.reloads == 0
 
 
 def test_rolling_after_a_failed_restart_starts_the_missing_slot_first(rig):
-    flip, fake, nginx = rig(instances=2, live=(1, 2), crash_slots=(1,))
+    flip, fake, nginx = rig(tcp=True, instances=2, live=(1, 2), crash_slots=(1,))
     with pytest.raises(flip_mod.FlipError, match='did not come up'):
         flip.rolling()
     # Slot 1 is out of nginx and stopped; slot 2 serves alone.
@@ -314,9 +339,9 @@ def test_rolling_after_a_failed_restart_starts_the_missing_slot_first(rig):
 
 
 def test_a_surge_after_the_app_shrank_drains_and_stops_the_slots_it_no_longer_needs(rig):
-    flip, fake, nginx = rig(instances=2, live=(2, 3))
+    flip, fake, nginx = rig(tcp=True, instances=2, live=(2, 3))
     # Now one instance: slots 1..2, but 2 and 3 are live.
-    flip.slots = flip_mod.Slots('shop', 1, flip.slots.listen, flip.slots.servers_dir, 'max_fails=0')
+    flip.slots = flip_mod.Slots('shop', 1, flip.slots.listen, flip.slots.servers_dir, 'max_fails=0', tmpfiles='')
     assert flip.slots.live() == [2, 3]
     result = flip.surge()
     assert result['live_after'] == [1] and sorted(result['stopped']) == [2, 3]
@@ -326,7 +351,160 @@ def test_a_surge_after_the_app_shrank_drains_and_stops_the_slots_it_no_longer_ne
 
 
 def test_a_surge_stops_a_leftover_slot_nginx_did_not_route_to(rig):
-    flip, fake, nginx = rig(instances=1, live=(1,))
+    flip, fake, nginx = rig(tcp=True, instances=1, live=(1,))
     fake(['systemctl', 'restart', 'shop@7.service'])
     result = flip.surge()
     assert sorted(result['stopped']) == [1, 7] and fake.running_release(7) is None
+
+
+# -- Unix sockets: the position links, no nginx reload ---------------------------------------------------------------
+
+
+def links(flip):
+    return flip.slots.positions()
+
+
+def test_assign_keeps_positions_whose_slot_stays_and_shares_when_fewer_are_up():
+    assert flip_mod.assign(2, {1: 1, 2: 2}, [3, 4]) == {1: 3, 2: 4}
+    assert flip_mod.assign(2, {1: 1, 2: 2}, [2]) == {1: 2, 2: 2}
+    # Slot 1 comes back: the position that had it shared takes it, the other keeps slot 2.
+    assert flip_mod.assign(2, {1: 2, 2: 2}, [1, 2]) == {1: 2, 2: 1}
+    assert flip_mod.assign(1, {}, [5]) == {1: 5}
+    assert flip_mod.assign(1, {1: 2, 2: 3}, [2, 3]) == {1: 2}
+
+
+def test_unix_connections_counts_accepted_and_queued_connections_not_the_listener(sock_dir):
+    path = os.path.join(sock_dir, 'count.sock')
+    listener = socket.socket(socket.AF_UNIX)
+    listener.bind(path)
+    listener.listen(8)
+    clients = []
+    try:
+        assert flip_mod.unix_connections([path]) == {path: 0}
+        for dummy in range(2):
+            client = socket.socket(socket.AF_UNIX)
+            client.connect(path)
+            clients.append(client)
+        accepted, dummy = listener.accept()
+        # One accepted, one still in the backlog: both are connections the slot must finish.
+        assert flip_mod.unix_connections([path]) == {path: 2}
+        accepted.close()
+        assert flip_mod.unix_connections([path, '/nowhere.sock']) == {path: 1, '/nowhere.sock': 0}
+    finally:
+        for client in clients:
+            client.close()
+        listener.close()
+
+
+def test_surge_on_a_unix_socket_moves_the_link_without_a_reload_and_stops_the_old_slot(rig, tmp_path):
+    flip, fake, nginx = rig(instances=1, live=(1,))
+    assert links(flip) == {1: 1} and flip.slots.live() == [1]
+    result = flip.surge()
+    assert result['live_after'] == [2] and result['stopped'] == [1]
+    assert nginx.reloads == 0 == result['reloads']
+    assert links(flip) == {1: 2}
+    assert os.readlink(flip.slots.position(1)) == 'shop-2.sock'
+    assert result['drains'][0]['done'] is True
+    assert fake.running_release(2) == 'v2' and fake.running_release(1) is None
+    # The link moved after slot 2 was probed, and slot 1 stopped after the link moved.
+    def first(word):
+        return next(n for n, step in enumerate(flip.systemd.steps) if word in step['argv'])
+
+    assert first('restart') < first('link') < first('disable')
+    # The next boot puts the link where the surge left it.
+    assert (tmp_path / 'zerodown-shop-links.conf').read_text().splitlines()[1:] == [
+        'L+ %s - - - - shop-2.sock' % flip.slots.position(1)]
+
+
+def test_a_unix_drain_waits_for_the_connection_left_on_the_old_slot(rig):
+    flip, fake, nginx = rig(instances=1, live=(1,))
+    flip.drain_timeout = 5
+    held = socket.socket(socket.AF_UNIX)
+    held.connect(flip.slots.socket_path(1))
+    closer = threading.Timer(0.3, held.close)
+    closer.start()
+    try:
+        result = flip.surge()
+    finally:
+        closer.cancel()
+        held.close()
+    drain = result['drains'][0]
+    assert drain['done'] is True and drain['seconds'] >= 0.25
+    assert fake.running_release(1) is None
+
+
+def test_a_unix_drain_that_does_not_finish_warns_and_goes_on(rig):
+    flip, fake, nginx = rig(instances=1, live=(1,))
+    warnings = []
+    flip.warn = warnings.append
+    held = socket.socket(socket.AF_UNIX)
+    held.connect(flip.slots.socket_path(1))
+    try:
+        result = flip.surge()
+    finally:
+        held.close()
+    assert result['drains'][0]['done'] is False
+    assert 'connections still open to the slot(s) taken out after 0.2 s' in warnings[0]
+    assert 'shop-1.sock (1)' in warnings[0]
+
+
+def test_surge_whose_new_slot_crashes_leaves_the_link_alone(rig):
+    flip, fake, nginx = rig(instances=1, live=(1,), crash_slots=(2,))
+    with pytest.raises(flip_mod.FlipError, match='did not come up'):
+        flip.surge()
+    assert links(flip) == {1: 1} and fake.running_release(1) == 'v1' and nginx.reloads == 0
+
+
+def test_rolling_on_a_unix_socket_never_points_a_link_at_a_restarting_slot(rig):
+    flip, fake, nginx = rig(instances=2, live=(1, 2))
+    seen = []
+    point = flip.point
+
+    def record(mapping):
+        moved = point(mapping)
+        seen.append(dict(mapping))
+        return moved
+
+    flip.point = record
+    result = flip.rolling()
+    assert result['live_after'] == [1, 2] and nginx.reloads == 0
+    # Slot 1 out (both positions on slot 2), back in, slot 2 out, back in.
+    assert [sorted(set(mapping.values())) for mapping in seen] == [[2], [1, 2], [1], [1, 2]]
+    assert sorted(links(flip).values()) == [1, 2]
+    assert [fake.running_release(k) for k in (1, 2)] == ['v2', 'v2']
+
+
+def test_an_install_of_before_the_links_gets_them_and_one_reload_to_the_positions(rig):
+    flip, fake, nginx = rig(instances=2, live=(1, 2))
+    # What the previous release of the collection left: no links, one server file per slot (1, 2 up; 3, 4 down).
+    for i in links(flip):
+        os.unlink(flip.slots.position(i))
+    for name in os.listdir(flip.slots.servers_dir):
+        os.unlink(os.path.join(flip.slots.servers_dir, name))
+    for k in flip.slots.numbers:
+        with open(flip.slots.file(k), 'w') as handle:
+            handle.write(flip.slots.text(k, k in (1, 2)))
+    assert flip.slots.live() == [1, 2]
+    result = flip.ensure_started(route_now=True)
+    assert result['changed'] is True and links(flip) == {1: 1, 2: 2}
+    assert nginx.reloads == 1
+    assert sorted(read_servers_dir(flip.slots.servers_dir)) == sorted(os.path.basename(path) for path in flip.slots.servers())
+    # From now on a restart moves links only.
+    flip.surge()
+    assert nginx.reloads == 1 and sorted(links(flip).values()) == [3, 4]
+
+
+def test_a_unix_surge_after_the_app_shrank_drops_the_extra_position_in_one_reload(rig):
+    flip, fake, nginx = rig(instances=2, live=(1, 2))
+    flip.slots = flip_mod.Slots('shop', 1, flip.slots.listen, flip.slots.servers_dir, 'max_fails=0', tmpfiles='')
+    result = flip.surge()
+    assert result['live_after'] == [3] and sorted(result['stopped']) == [1, 2]
+    assert links(flip) == {1: 3} and nginx.reloads == 1
+    assert list(nginx.seen[0]) == [os.path.basename(path) for path in flip.slots.servers()]
+
+
+def test_ensure_started_on_a_unix_socket_changes_nothing_when_the_links_and_slots_are_right(rig):
+    flip, fake, nginx = rig(instances=2, live=(3, 4))
+    result = flip.ensure_started(route_now=True)
+    assert result['changed'] is False and result['live_after'] == [3, 4]
+    assert fake.calls == [] and nginx.reloads == 0

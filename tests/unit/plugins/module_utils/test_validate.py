@@ -210,6 +210,8 @@ REJECTED = [
          'nginx_upstream: nginx_upstream_keepalive_timeout must be 1 or more seconds (got 0).'),
     case('nginx_upstream', 'main', {'nginx_upstream_keepalive_requests': 0},
          'nginx_upstream: nginx_upstream_keepalive_requests must be 1 or more (got 0).'),
+    case('nginx_upstream', 'main', {'nginx_upstream_keepalive_time': 0},
+         'nginx_upstream: nginx_upstream_keepalive_time must be 1 or more seconds (got 0).'),
     case('nginx_upstream', 'main', {'nginx_upstream_next_upstream': ['error', 'non_idempotent']},
          'nginx_upstream: nginx_upstream_next_upstream must not list non_idempotent: resending a POST that reached the app'
          ' can apply it twice. If every POST/PATCH of the app is safe to repeat, set nginx_upstream_retry_non_idempotent: '
