@@ -8,7 +8,7 @@
 #   scripts/test.sh lint units      only the named stages
 #   ZD_SCENARIOS="app proxy" scripts/test.sh molecule   some scenarios
 #
-# Stages: lint sanity units pytest changelog docs build molecule
+# Stages: lint sanity units pytest changelog docs build galaxy molecule
 # The Molecule scenarios run ZD_MOLECULE_JOBS (default 3) at a time: each
 # has its own containers and network, and they mostly wait (on systemd, on
 # boots, on measured load), so two cores carry three. The Debian 13
@@ -16,7 +16,7 @@
 set -uo pipefail
 . "$(dirname "$0")/lib.sh"
 
-ALL_STAGES=(lint sanity units pytest changelog docs build molecule)
+ALL_STAGES=(lint sanity units pytest changelog docs build galaxy molecule)
 LOG_DIR="$ZD_ROOT/.cache/test-logs"
 
 # ansible-test insists on running inside ansible_collections/NS/NAME; a copy
@@ -73,6 +73,29 @@ stage_docs() {
 # copy (ANSIBLE_COLLECTIONS_PATH from setup.sh), not against the checkout.
 stage_build() {
     "$ZD_ROOT/scripts/setup.sh" >/dev/null && ls "$ZD_ROOT"/.cache/collections/ansible_collections/zerodown/deploy/roles >/dev/null
+}
+
+# Galaxy's importer on the tarball setup.sh built, as Galaxy runs it on an
+# upload: any ERROR line (a role without a README, bad docs) fails the stage.
+stage_galaxy() {
+    local venv="$ZD_ROOT/.cache/galaxy-importer-venv" want rc
+    local reqs="$ZD_ROOT/tools/galaxy-importer-requirements.txt" out="$LOG_DIR/galaxy-importer.log"
+    want="$(sha256sum "$reqs" | cut -d' ' -f1)"
+    if [ "$(cat "$venv/.requirements.sha256" 2>/dev/null)" != "$want" ]; then
+        rm -rf "$venv"
+        python -m venv "$venv" && "$venv/bin/python" -m pip install -q -r "$reqs" || return 1
+        echo "$want" > "$venv/.requirements.sha256"
+    fi
+    mkdir -p "$LOG_DIR"
+    (PATH="$venv/bin:$PATH" GALAXY_IMPORTER_CONFIG="$ZD_ROOT/tools/galaxy-importer.cfg" \
+        "$venv/bin/python" -m galaxy_importer.main "$ZD_ROOT"/.cache/dist/zerodown-deploy-*.tar.gz) > "$out" 2>&1
+    rc=$?
+    grep -E "^(ERROR|WARNING)" "$out" >&2
+    if [ "$rc" -ne 0 ] || grep -q "^ERROR" "$out"; then
+        echo "galaxy-importer failed (rc $rc); its whole output: $out" >&2
+        return 1
+    fi
+    echo "galaxy-importer: no errors ($(du -k "$ZD_ROOT"/.cache/dist/zerodown-deploy-*.tar.gz | cut -f1) KiB tarball)"
 }
 
 # Both images are built (or found) while the stages before Molecule run.
@@ -139,8 +162,12 @@ stage_molecule() {
                 echo "$done_name $((SECONDS - begun[$done_name]))" >> "$LOG_DIR/scenario-times.new"
                 if [ "$rc" -ne 0 ]; then
                     failed=1
-                    log "molecule $done_name FAILED; the end of $LOG_DIR/molecule-$done_name.log:"
-                    tail -n 60 "$LOG_DIR/molecule-$done_name.log" >&2
+                    # The tail is molecule's destroy: the failed step's lines (a task's
+                    # "fatal:", a test's "E " lines and its summary) come first.
+                    log "molecule $done_name FAILED; what failed in $LOG_DIR/molecule-$done_name.log:"
+                    grep -E '^(E  |FAILED |ERROR |fatal: |failed: )|^_{5,} test_' "$LOG_DIR/molecule-$done_name.log" | cut -c1-600 | head -n 80 >&2
+                    log "the end of that log:"
+                    tail -n 40 "$LOG_DIR/molecule-$done_name.log" >&2
                 else
                     log "molecule $done_name ok ($((SECONDS - begun[$done_name])) s)"
                 fi

@@ -183,6 +183,9 @@ def wait_drained(port: int, timeout: float, quiet: float = DRAIN_QUIET_SECONDS, 
                  count=established, clock=time.monotonic, sleep=time.sleep) -> PortDrain:
     """Wait until ``port`` has had no established connection for ``quiet`` seconds in a row, at most ``timeout`` seconds.
 
+    ``count(port)`` gives the connections; the instances layout passes its own (module_utils/_flip.py counts the Unix
+    sockets of the slots it took out, and ``port`` is unused there).
+
     Polled, never slept for a fixed time: with no request in flight it ends
     after ``quiet``. On timeout it returns ``drained=False`` with the count
     left; the caller warns and goes on (a client holding an idle keep-alive

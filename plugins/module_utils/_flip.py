@@ -58,13 +58,15 @@ import os
 import re
 import time
 
-from ansible_collections.zerodown.deploy.plugins.module_utils._fs import atomic_write
+from ansible_collections.zerodown.deploy.plugins.module_utils._bluegreen import wait_drained
+from ansible_collections.zerodown.deploy.plugins.module_utils._fs import FsError, atomic_symlink, atomic_write, read_link, read_text
 from ansible_collections.zerodown.deploy.plugins.module_utils._health import NotHealthy, wait_healthy
 from ansible_collections.zerodown.deploy.plugins.module_utils._http import parse_endpoint
 from ansible_collections.zerodown.deploy.plugins.module_utils._names import (
     instance_backend,
     instance_listen,
     instance_position,
+    instance_servers,
     instance_slots,
     instance_units,
     links_tmpfiles,
@@ -93,9 +95,8 @@ class FlipError(Exception):
 UNIX_TABLE = '/proc/net/unix'
 # /proc/net/unix's Flags of a listening socket (__SO_ACCEPTCON).
 _ACCEPTCON = 0x10000
-# A drain is over when a slot's socket showed no connection this many polls in a row: a connect() that resolved the link
-# just before it moved is in the backlog by the next poll.
-QUIET_POLLS = 2
+# A drain is over when the slots' sockets showed no connection on two polls DRAIN_INTERVAL apart: a connect() that resolved
+# the link just before it moved is in the backlog by the next poll.
 DRAIN_INTERVAL = 0.05
 
 
@@ -112,40 +113,20 @@ def unix_connections(paths: list, table: str = UNIX_TABLE) -> dict:
     return counts
 
 
-class Drain:
-    """How a drain ended: ``done`` in ``seconds``, or not, with what was still connected (``remaining``)."""
+def wait_unix_drained(paths: list, timeout: float, table: str = UNIX_TABLE, clock=time.monotonic, sleep=time.sleep) -> list:
+    """Wait, bounded, until no connection is left on the Unix sockets ``paths`` (the slots nginx no longer connects to).
 
-    def __init__(self, done: bool, seconds: float, remaining: list):
-        self.done = done
-        self.seconds = seconds
-        self.remaining = remaining
+    Returns what was still connected at the timeout, as "PATH (COUNT)" (empty when drained)."""
+    if not paths:
+        return []
 
+    def count(dummy):
+        return sum(unix_connections(paths, table).values())
 
-class ConnectionWatch:
-    """Waits, bounded, until no connection is left on the given Unix sockets (slots nginx no longer connects to)."""
-
-    def __init__(self, paths: list, table: str = UNIX_TABLE, interval: float = DRAIN_INTERVAL, clock=time.monotonic,
-                 sleep=time.sleep):
-        self.paths = list(paths)
-        self.table = table
-        self.interval = interval
-        self.clock = clock
-        self.sleep = sleep
-
-    def wait(self, timeout: float) -> Drain:
-        started = self.clock()
-        deadline = started + timeout
-        quiet = 0
-        while True:
-            counts = unix_connections(self.paths, self.table)
-            busy = sorted(path for path, count in counts.items() if count)
-            quiet = 0 if busy else quiet + 1
-            if quiet >= QUIET_POLLS or not self.paths:
-                return Drain(True, self.clock() - started, [])
-            now = self.clock()
-            if now >= deadline:
-                return Drain(False, now - started, ['%s (%d)' % (path, counts[path]) for path in busy])
-            self.sleep(min(self.interval, deadline - now))
+    outcome = wait_drained(None, timeout, quiet=DRAIN_INTERVAL, interval=DRAIN_INTERVAL, count=count, clock=clock, sleep=sleep)
+    if outcome.drained:
+        return []
+    return ['%s (%d)' % (path, n) for path, n in sorted(unix_connections(paths, table).items()) if n]
 
 
 def assign(count: int, before: dict, up: list) -> dict:
@@ -225,9 +206,8 @@ class Slots:
         """{position: the slot its link points at, None for a link to anything else} of the links that exist."""
         found = {}
         for i in range(1, MAX_SLOTS + 1):
-            try:
-                target = os.readlink(self.position(i))
-            except OSError:
+            target = read_link(self.position(i))
+            if target is None:
                 continue
             match = self._slot_re.match(os.path.basename(target))
             found[i] = int(match.group(1)) if match else None
@@ -235,11 +215,8 @@ class Slots:
 
     def servers(self) -> dict:
         """{server file path: text} nginx's upstream includes with links: positions 1..N, always up."""
-        files = {}
-        for i in range(1, self.instances + 1):
-            server = 'unix:' + self.position(i)
-            files[os.path.join(self.servers_dir, file_name(server))] = render(server, self.server_options, down=False)
-        return files
+        return dict((os.path.join(self.servers_dir, file_name(server)), render(server, self.server_options, down=False))
+                    for server in instance_servers(self.listen, self.name, self.instances))
 
     def live(self) -> list:
         """The slots nginx sends requests to: those a position link points at (Unix) or whose server file says up (TCP,
@@ -351,17 +328,9 @@ class Flip:
         for i, k in sorted(mapping.items()):
             path = self.slots.position(i)
             target = os.path.basename(self.slots.socket_path(k))
-            try:
-                if os.readlink(path) == target:
-                    continue
-            except OSError:
-                pass
-            temporary = path + '.new'
-            if os.path.lexists(temporary):
-                os.unlink(temporary)
-            os.symlink(target, temporary)
-            os.rename(temporary, path)
-            moved.append(i)
+            if read_link(path) != target:
+                atomic_symlink(target, path, durable=False)
+                moved.append(i)
         for i in self.slots.positions():
             if i not in mapping:
                 os.unlink(self.slots.position(i))
@@ -369,12 +338,7 @@ class Flip:
             lines = ''.join('L+ %s - - - - %s\n' % (self.slots.position(i), os.path.basename(self.slots.socket_path(k)))
                             for i, k in sorted(mapping.items()))
             text = '# Managed by zerodown.deploy: the position links of %s, as the last restart left them.\n%s' % (self.slots.name, lines)
-            try:
-                with open(self.slots.tmpfiles, encoding='utf-8') as handle:
-                    same = handle.read() == text
-            except FileNotFoundError:
-                same = False
-            if not same:
+            if read_text(self.slots.tmpfiles) != text:
                 atomic_write(self.slots.tmpfiles, text, mode=0o644)
         return moved
 
@@ -404,6 +368,17 @@ class Flip:
         self.result['reloads'] += 1
         return True
 
+    def _failed(self, step: dict) -> None:
+        step['rc'] = 1
+        step['returned'] = self.clock()
+
+    def _routed(self, step: dict, up: list, done: bool, seconds: float, remaining: list) -> None:
+        """Close a route step and record its drain (in the result's ``drains``)."""
+        step['rc'] = 0
+        step['returned'] = self.clock()
+        step['ready'] = step['returned'] if done else None
+        self.result['drains'].append({'up': list(up), 'done': done, 'seconds': round(seconds, 3), 'remaining': list(remaining)})
+
     def _relink(self, up: list, drain: bool, sync: bool = True) -> None:
         """Links: the positions at the slots ``up``; (``sync``) the server files the positions, reloading only if they were
         not; (``drain``) then wait until no connection is left on the slots nobody points at any more."""
@@ -415,20 +390,16 @@ class Flip:
             self.point(assign(self.slots.instances, before, list(up)))
             if sync:
                 self._sync_servers()
-        except (OSError, FlipError) as exc:
-            step['rc'] = 1
-            step['returned'] = self.clock()
+        except (OSError, FsError, FlipError) as exc:
+            self._failed(step)
             raise FlipError(str(exc))
-        outcome = ConnectionWatch([self.slots.socket_path(k) for k in sorted(out)], clock=self.clock).wait(self.drain_timeout) \
-            if drain else Drain(True, 0.0, [])
-        step['rc'] = 0
-        step['returned'] = self.clock()
-        step['ready'] = step['returned'] if outcome.done else None
-        self.result['drains'].append({'up': list(up), 'done': outcome.done, 'seconds': round(outcome.seconds, 3),
-                                      'remaining': list(outcome.remaining)})
-        if not outcome.done:
+        started = self.clock()
+        remaining = wait_unix_drained([self.slots.socket_path(k) for k in sorted(out)], self.drain_timeout, clock=self.clock) \
+            if drain else []
+        self._routed(step, up, not remaining, self.clock() - started, remaining)
+        if remaining:
             self.warn('connections still open to the slot(s) taken out after %g s: %s (long requests, or WebSockets); going on'
-                      % (self.drain_timeout, ', '.join(outcome.remaining)))
+                      % (self.drain_timeout, ', '.join(remaining)))
 
     def route(self, up: list, drain: bool = True) -> None:
         """nginx sends requests to the slots ``up`` only, and (``drain``) nothing is left on the others.
@@ -447,18 +418,13 @@ class Flip:
             failure = self.nginx.reload()
         if failure is not None:
             self._restore(previous)
-            step['rc'] = 1
-            step['returned'] = self.clock()
+            self._failed(step)
             raise FlipError('nginx refused the new upstream (slots %s up): %s; the server files are back as they were'
                             % (up, failure))
         self.result['reloads'] += 1
         watch = DrainWatch(self.table, self.pid_file, master, old)
         outcome = watch.wait(self.drain_timeout, old_must_exit=drain)
-        step['rc'] = 0
-        step['returned'] = self.clock()
-        step['ready'] = step['returned'] if outcome.done else None
-        self.result['drains'].append({'up': list(up), 'done': outcome.done, 'seconds': round(outcome.seconds, 3),
-                                      'remaining': list(outcome.remaining)})
+        self._routed(step, up, outcome.done, outcome.seconds, outcome.remaining)
         if not outcome.done:
             self.warn('%d nginx worker(s) from before the reload (PIDs %s) were still running after %g s (long requests, or '
                       'WebSockets: see nginx\'s worker_shutdown_timeout); going on' % (
@@ -578,7 +544,8 @@ class Flip:
             # Links first, so that a site of position links (the nginx_upstream step's, or route_now's) never meets a
             # missing one; an install of before the links gets them here.
             moved = self.point(assign(self.slots.instances, self.slots.positions(), live))
-            if route_now and self._sync_servers() or moved:
+            reloaded = self._sync_servers() if route_now else False
+            if moved or reloaded:
                 self.result['changed'] = True
         elif route_now and missing:
             self.route(live, drain=False)

@@ -56,7 +56,7 @@ options:
     description:
       - V(socket), the app takes the one socket (all instances share it); V(proxy), systemd-socket-proxyd in front of two slots;
         V(instances), every instance is a slot C(NAME@K) with its own socket behind nginx (see O(slots)).
-      - With V(instances), the slots that nginx sends requests to are the live ones: those nginx's position links point at (a Unix
+      - With V(instances), the slots that nginx sends requests to are the live ones, that is the ones nginx's position links point at (a Unix
         socket), or whose server files are C(up) (TCP). A first start starts N slots and points the links at them (Unix; a tmpfiles.d
         file puts the links back at boot) or writes their server files (TCP); the nginx_upstream role then points the site at them.
         A changed unit goes live with a surge (new slots beside the live ones, nginx moved to them, the old slots drained and stopped). While the one socket of
