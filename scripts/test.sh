@@ -87,7 +87,8 @@ stage_galaxy() {
         echo "$want" > "$venv/.requirements.sha256"
     fi
     mkdir -p "$LOG_DIR"
-    (PATH="$venv/bin:$PATH" GALAXY_IMPORTER_CONFIG="$ZD_ROOT/tools/galaxy-importer.cfg" \
+    # It writes importer_result.json into the directory it runs in: the log directory.
+    (cd "$LOG_DIR" && PATH="$venv/bin:$PATH" GALAXY_IMPORTER_CONFIG="$ZD_ROOT/tools/galaxy-importer.cfg" \
         "$venv/bin/python" -m galaxy_importer.main "$ZD_ROOT"/.cache/dist/zerodown-deploy-*.tar.gz) > "$out" 2>&1
     rc=$?
     grep -E "^(ERROR|WARNING)" "$out" >&2
