@@ -20,7 +20,8 @@ every state but ``lock`` it only runs the module. For ``state: lock`` it:
 
 The result is the module's lock result with ``took_over``: the lease given
 back in step 3 (``lock_id``, ``pid``, ``host``, ``started``, ``play``), or
-None. The decisions are plain functions (:func:`dead_holder`,
+None, and ``controller_synchronize``: whether ``ansible.posix.synchronize``
+resolves on the controller (the local copy by rsync needs it). The decisions are plain functions (:func:`dead_holder`,
 :func:`take_lock`) that the unit tests run without Ansible's executor.
 """
 
@@ -35,6 +36,8 @@ from ansible.errors import AnsibleActionFail
 from ansible.plugins.action import ActionBase
 from ansible.utils.display import Display
 from ansible.utils.vars import merge_hash
+
+from ansible_collections.zerodown.deploy.plugins.plugin_utils._controller import controller_facts
 
 display = Display()
 
@@ -180,4 +183,5 @@ class ActionModule(ActionBase):
             self._remove_tmp_path(self._connection._shell.tmpdir)
         if outcome['took_over'] is not None:
             display.warning(takeover_message(args.get('path'), outcome['took_over']))
-        return merge_hash(result, outcome)
+        # What the fetch reads of the controller (can it copy by rsync?), found once, with the lock.
+        return merge_hash(merge_hash(result, outcome), controller_facts())

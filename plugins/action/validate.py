@@ -18,6 +18,7 @@ from ansible.errors import AnsibleError
 from ansible.plugins.action import ActionBase
 
 from ansible_collections.zerodown.deploy.plugins.module_utils import _validate
+from ansible_collections.zerodown.deploy.plugins.plugin_utils._controller import controller_facts
 
 # What the rules read from the play besides the role's variables.
 PLAY_VARIABLES = ('ansible_play_batch', 'ansible_play_hosts_all', 'groups')
@@ -87,6 +88,7 @@ class ActionModule(ActionBase):
         role, entry = args['role'], args['entry']
         settings = Settings(self._templar, task_vars, args['settings'])
         play = dict((name, plain(self._templar.template(task_vars[name]))) for name in PLAY_VARIABLES if name in task_vars)
+        play.update(controller_facts())
         try:
             messages = _validate.check(role, settings, entry=entry, play=play)
         except _validate.ValidationError as exc:
@@ -95,7 +97,7 @@ class ActionModule(ActionBase):
             raise AnsibleError('zerodown.deploy.validate: the %s role needs the variable %s, and it is not defined (pass it in settings, '
                                'or run this task inside the role, which defines its defaults)' % (role, exc.args[0])) from None
 
-        result.update(changed=False, validated=settings.read, messages=messages)
+        result.update(changed=False, validated=settings.read, messages=messages, controller=controller_facts())
         if messages:
             result.update(failed=True, msg=' | '.join(messages))
         else:

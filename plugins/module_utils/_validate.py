@@ -505,6 +505,14 @@ def _local_exclude(out, exclude, name):
              "%s must be file names or patterns without '/' (got %s).", name, show(exclude))
 
 
+def _local_method(out, method, name, play):
+    """synchronize needs ansible.posix on the controller (the collection does not require it); the action says whether it is
+    there (``controller_synchronize``; unknown when the rules run without it)."""
+    out.rule(method != 'synchronize' or (play or {}).get('controller_synchronize') is not False,
+             "%s synchronize needs the ansible.posix collection on the controller (ansible-galaxy collection install ansible.posix), "
+             "and it is not installed; use archive (ansible.builtin only), or auto, which copies by rsync only where it can.", name)
+
+
 def _rollback_to(out, target, name):
     out.rule(text(target) == '' or matches(RELEASE_ID_RE, target),
              "%s must be a release ID such as 20261121T101500Z-3f2a9c1 (letters, digits, '.', '_', '-'; no '/'), or empty for "
@@ -734,6 +742,8 @@ def check_release(settings, entry='main', play=None):
         strip = s['release_archive_strip']
         out.rule(to_int(strip) >= 0, 'release_archive_strip must be 0 or more (got %s).', show(strip))
         _local_exclude(out, s['release_local_exclude'], 'release_local_exclude')
+        if source == 'local':
+            _local_method(out, s['release_local_method'], 'release_local_method', play)
 
         _shared_paths(out, s['release_shared_dirs'], s['release_shared_files'], 'release_shared_dirs', 'release_shared_files',
                       'a shared path', 'release_env')
@@ -840,7 +850,7 @@ def check_app(settings, entry='deploy', play=None):
         _slot_ports_free(out, [listen], ports, 'app_listen', 'app_proxy_ports', "'%s'" % listen)
 
     if entry == 'deploy':
-        _check_app_source(out, s['app_source'])
+        _check_app_source(out, s['app_source'], play)
         _user(out, s['app_deploy_user'], 'app_deploy_user', 'a user name such as deploy')
         # The user defaults to app_name and the group to the user: one message for one wrong name.
         app_user = s['app_user']
@@ -877,7 +887,7 @@ def check_app(settings, entry='deploy', play=None):
     return list(out)
 
 
-def _check_app_source(out, source):
+def _check_app_source(out, source, play=None):
     """app_source: its type and keys (the app's rules), then what the release role would reject of it."""
     source = source if isinstance(source, dict) else {}
     kind = text(source.get('type', ''))
@@ -901,6 +911,8 @@ def _check_app_source(out, source):
     if 'method' in source:
         out.rule(source['method'] in LOCAL_METHODS, "app_source.method must be one of %s (got '%s').", ', '.join(LOCAL_METHODS),
                  show(source['method']))
+        if kind == 'local':
+            _local_method(out, source['method'], 'app_source.method', play)
 
 
 # --------------------------------------------------------------------------- by role

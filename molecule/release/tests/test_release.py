@@ -147,7 +147,8 @@ def converge_vars():
 class Run:
     """One ansible-playbook run of the role against the container; saves the role's facts."""
 
-    def __init__(self, container, role_vars, tasks_from="main", extra=()):
+    def __init__(self, container, role_vars, tasks_from="main", extra=(), env=None):
+        self.env = env
         self.directory = tempfile.mkdtemp(prefix="zd-run-")
         self.facts_file = os.path.join(self.directory, "facts.json")
         include = {"name": ROLE}
@@ -163,7 +164,7 @@ class Run:
         ])
 
     def run(self):
-        proc = ansible_playbook(self.playbook, [self.container], args=self.extra)
+        proc = ansible_playbook(self.playbook, [self.container], args=self.extra, env=self.env)
         proc.elapsed = proc.seconds
         try:
             with open(self.facts_file, encoding="utf-8") as handle:
@@ -529,6 +530,52 @@ def test_second_release_from_git_with_a_shallow_clone(host, container):
     assert rid.endswith("-" + git_sha(host, "main")[:7])
     assert proc.facts["release_previous"] == previous
     assert list(statuses(state).values()) == ["good", "good", "good"]
+
+
+# --------------------------------------------------------------------------- ansible-core alone
+
+PLAIN_BASE = "/srv/plain"
+
+
+def core_only_env(tmp_path):
+    """ansible-playbook as on a controller with ansible-core and this collection only: the ansible package's collections
+    (ansible.posix among them) are not searched. containers.podman stays, for the tests' connection to the container."""
+    import importlib.util  # pylint: disable=import-outside-toplevel
+    bundled = [os.path.join(path, "containers", "podman")
+               for path in importlib.util.find_spec("ansible_collections").submodule_search_locations]
+    podman = next(path for path in bundled if os.path.isdir(path))
+    ours = next(os.path.join(path, "ansible_collections", "zerodown", "deploy")
+                for path in os.environ["ANSIBLE_COLLECTIONS_PATH"].split(os.pathsep)
+                if os.path.isdir(os.path.join(path, "ansible_collections", "zerodown", "deploy")))
+    root = tmp_path / "collections" / "ansible_collections"
+    for namespace, name, target in (("zerodown", "deploy", ours), ("containers", "podman", podman)):
+        (root / namespace).mkdir(parents=True, exist_ok=True)
+        (root / namespace / name).symlink_to(target)
+    return {"ANSIBLE_COLLECTIONS_PATH": str(tmp_path / "collections"), "ANSIBLE_COLLECTIONS_SCAN_SYS_PATH": "False"}
+
+
+def test_a_local_source_deploys_with_ansible_core_alone(host, container, tmp_path_factory):
+    tmp_path = tmp_path_factory.mktemp("core-only")
+    env = core_only_env(tmp_path)
+    seen = subprocess.run(["ansible-doc", "-t", "module", "ansible.posix.synchronize"], capture_output=True, text=True,
+                          env=ansible_env(**env), check=False)
+    assert "ansible.posix.synchronize was not found" in seen.stdout + seen.stderr, "the emulated controller still finds ansible.posix"
+    source = source_tree(tmp_path_factory, "core only", "core")
+    os.makedirs(os.path.join(source, ".git"))
+    with open(os.path.join(source, ".git", "HEAD"), "w", encoding="utf-8") as handle:
+        handle.write("ref: refs/heads/main\n")
+    role_vars = dict(converge_vars(), **dict(LIGHT, release_base_path=PLAIN_BASE, release_local_src=source))
+    # rsync asked for by name: refused before the host changes, naming what is missing.
+    refused = Run(container, dict(role_vars, release_local_method="synchronize"), env=env).run()
+    assert refused.returncode != 0
+    assert "release_local_method synchronize needs the ansible.posix collection on the controller" in said(refused), said(refused)[-2000:]
+    assert podman_exec(container, "test", "-e", PLAIN_BASE).returncode == 1
+    # auto: packed with tar on the controller (ansible.builtin only), .git left out.
+    proc = ok(Run(container, dict(role_vars, release_local_method="auto"), env=env).run())
+    assert "Copy the directory (archive)" in said(proc), said(proc)[-2000:]
+    assert host.file(PLAIN_BASE + "/current/app.txt").content_string == "core only\n"
+    assert not host.file(PLAIN_BASE + "/current/.git").exists
+    podman_exec(container, "rm", "-rf", PLAIN_BASE)
 
 
 # --------------------------------------------------------------------------- failing builds

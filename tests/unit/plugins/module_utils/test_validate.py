@@ -570,6 +570,27 @@ def test_bad_values_are_rejected_with_the_roles_messages(role, entry, overrides,
     assert check(role, settings(role, **overrides), entry, PLAY) == messages
 
 
+@pytest.mark.parametrize('role, overrides, name', [
+    ('app', {'app_source': {'type': 'local', 'path': HERE, 'method': 'synchronize'}}, 'app_source.method'),
+    ('release', {'release_source_type': 'local', 'release_local_src': HERE, 'release_local_method': 'synchronize'},
+     'release_local_method'),
+])
+def test_synchronize_without_ansible_posix_on_the_controller_is_refused(role, overrides, name):
+    entry = 'deploy' if role == 'app' else 'main'
+    without = dict(PLAY, controller_synchronize=False)
+    assert check(role, settings(role, **overrides), entry, without) == [
+        '%s: %s synchronize needs the ansible.posix collection on the controller (ansible-galaxy collection install ansible.posix), '
+        'and it is not installed; use archive (ansible.builtin only), or auto, which copies by rsync only where it can.' % (role, name)]
+    # With the collection, or with auto or archive (which fall back to tar), nothing to say.
+    assert check(role, settings(role, **overrides), entry, dict(PLAY, controller_synchronize=True)) == []
+    method = dict(overrides)
+    if role == 'app':
+        method['app_source'] = dict(overrides['app_source'], method='auto')
+    else:
+        method['release_local_method'] = 'auto'
+    assert check(role, settings(role, **method), entry, without) == []
+
+
 def test_every_problem_is_reported_at_once():
     messages = check('app', settings('app', app_instances=0, app_keep_releases=0, app_verify_rate=0), 'deploy', PLAY)
     assert messages == ['app: app_instances must be between 1 and 64 (got 0).',
