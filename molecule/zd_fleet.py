@@ -30,9 +30,10 @@ LOAD_RATE = "150"
 LOAD_SECONDS = 1200
 
 
-def playbook(name, extra=None, limit=None, check=False):
-    """Run zerodown.deploy.NAME against the fleet; the CompletedProcess has .seconds (wall time)."""
-    inventory = podman_inventory(load_vars(os.path.join(SCENARIO, "inventory", "group_vars", "all.yml")),
+def playbook(name, extra=None, limit=None, check=False, inventory_vars=None):
+    """Run zerodown.deploy.NAME against the fleet (inventory_vars added to group_vars/all); the CompletedProcess has
+    .seconds (wall time)."""
+    inventory = podman_inventory(dict(load_vars(os.path.join(SCENARIO, "inventory", "group_vars", "all.yml")), **(inventory_vars or {})),
                                  children={"zerodown_lb": [LB], "web": WEB})
     return run_playbook(name, inventory, extra, check=check, limit=limit)
 

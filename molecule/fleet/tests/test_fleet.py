@@ -11,8 +11,10 @@ load balancer for the whole playbook run. The tests run in order: converge
 deployed v1 everywhere. The deploy wall time of 1 vs 3 hosts is measured by
 the fleet benchmark (scripts/bench.sh --fleet), not here.
 """
-from zd_fleet import LB, WEB, deploy, hostnames, lb_servers, loaded, playbook, state, through_lb, waves  # pylint: disable=import-error
-from zd_scenario import failures, ok, recap, said  # pylint: disable=import-error
+import pytest
+
+from zd_fleet import APP_SOURCE, LB, SOURCES, WEB, deploy, hostnames, lb_servers, loaded, playbook, state, through_lb, waves  # pylint: disable=import-error
+from zd_scenario import failures, ok, recap, said, source_tree  # pylint: disable=import-error
 
 
 def show(title, proc, load):
@@ -120,4 +122,17 @@ def test_a_malformed_deploy_time_is_refused_and_changes_nothing():
     proc = deploy("v6", extra={"app_deploy_time": "2026-11-21 10:15"})
     assert proc.returncode != 0
     assert "app_deploy_time must be a UTC time like 20261121T101500Z" in said(proc)
+    assert all(state(name) == before[name] for name in WEB)
+
+
+@pytest.mark.parametrize("play", ["deploy", "verify", "rollback"])
+def test_fleet_settings_in_the_inventory_are_refused_not_ignored(play):
+    """A play's hosts and serial never read group_vars: waves set there would silently run the defaults."""
+    before = dict((name, state(name)) for name in WEB)
+    extra = {"app_source": {"type": "local", "path": source_tree(SOURCES, APP_SOURCE, "v7")}} if play == "deploy" else {}
+    proc = playbook(play, extra, inventory_vars={"zerodown_waves": [1, "100%"]})
+    assert proc.returncode != 0
+    assert "zerodown_waves set in the inventory (group_vars or host_vars), where Ansible never reads a play's hosts or serial" \
+        in said(proc), said(proc)[-2000:]
+    # Given as an extra var, the same value passes (test_rollback_puts_one_release_back_on_every_host runs with it).
     assert all(state(name) == before[name] for name in WEB)
