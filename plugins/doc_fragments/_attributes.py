@@ -31,17 +31,6 @@ attributes:
     platforms: posix
 """
 
-    # Every module: the action group of module_defaults.
-    ACTIONGROUP = r"""
-options: {}
-attributes:
-  action_group:
-    description: Use C(group/zerodown.deploy.zerodown) in C(module_defaults) to set defaults for this module.
-    support: full
-    membership:
-      - zerodown.deploy.zerodown
-"""
-
     # Modules that write files through the atomic helpers of module_utils/_fs.
     FILES = r"""
 options: {}

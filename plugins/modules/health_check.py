@@ -21,7 +21,6 @@ description:
   - Only the Python standard library is used on the target.
 extends_documentation_fragment:
   - zerodown.deploy._attributes
-  - zerodown.deploy._attributes.ACTIONGROUP
 attributes:
   check_mode:
     support: full

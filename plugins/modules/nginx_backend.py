@@ -8,7 +8,7 @@ from __future__ import annotations
 DOCUMENTATION = r"""
 module: nginx_backend
 short_description: Take one server out of an nginx upstream (drain it) and put it back, with no failed request
-version_added: 0.2.0
+version_added: 0.1.0
 author: zerodown.deploy developers (@zerodown)
 description:
   - Runs on the load balancer. Manages one file per upstream server in O(servers_dir), the directory that the upstream block of
@@ -25,7 +25,6 @@ description:
   - Only the Python standard library is used on the target.
 extends_documentation_fragment:
   - zerodown.deploy._attributes
-  - zerodown.deploy._attributes.ACTIONGROUP
 attributes:
   check_mode:
     support: full

@@ -33,7 +33,6 @@ description:
     taken over by the next O(state=lock).
 extends_documentation_fragment:
   - zerodown.deploy._attributes
-  - zerodown.deploy._attributes.ACTIONGROUP
   - zerodown.deploy._attributes.FILES
   - zerodown.deploy._attributes.ACTION
 attributes:

@@ -26,7 +26,6 @@ description:
   - Only the Python standard library is used on the target.
 extends_documentation_fragment:
   - zerodown.deploy._attributes
-  - zerodown.deploy._attributes.ACTIONGROUP
 attributes:
   check_mode:
     support: full
@@ -265,12 +264,12 @@ options:
         after a restart.
     type: int
     default: 0
-    version_added: 0.3.0
+    version_added: 0.1.0
   gate_timeout:
     description: Seconds the health gate may take, with O(gate_successes) > 0.
     type: float
     default: 30
-    version_added: 0.3.0
+    version_added: 0.1.0
   timeline_path:
     description:
       - When set, a JSON list with one entry per request is written to this file on the target (atomically), for plotting. Each
