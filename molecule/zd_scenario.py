@@ -198,6 +198,11 @@ def said(proc):
     return " ".join(proc.stdout.split())
 
 
+def fatal_lines(proc):
+    """The run's "fatal:" lines, one per failed task and host: what a failed run says first."""
+    return [line for line in ANSI.sub("", proc.stdout).splitlines() if line.startswith("fatal:")]
+
+
 def recap(proc):
     """{host: {ok, changed, unreachable, failed}} from the PLAY RECAP (the last one when there are several)."""
     return dict((host, dict(zip(("ok", "changed", "unreachable", "failed"), map(int, numbers))))

@@ -26,7 +26,7 @@ import os
 import re
 
 from zd_scenario import during, failures, load_vars, new_report, ok, podman_exec, podman_inventory, recap, release_state  # pylint: disable=import-error
-from zd_scenario import nginx_workers, report_files, run_playbook, said  # pylint: disable=import-error
+from zd_scenario import fatal_lines, nginx_workers, report_files, run_playbook, said  # pylint: disable=import-error
 from zd_scenario import served as served_by  # pylint: disable=import-error
 from zd_scenario import source_tree as write_tree  # pylint: disable=import-error
 
@@ -134,6 +134,8 @@ def show(title, proc, loads):
                   host, HOSTS[host], report.get("outcome"), report.get("release_from"), report.get("release_to"), report.get("mode"),
                   report.get("requests"), report.get("failed_requests"), report.get("during_p99_ms"), report.get("during_max_ms"),
                   load.get("requests", 0), load.get("failed", 0), failures(load)))
+    for line in fatal_lines(proc):
+        print("  " + line[:1500])
 
 
 # --------------------------------------------------------------------------- v1 from converge
@@ -257,6 +259,7 @@ def test_release_failing_its_health_gate_after_the_switch_is_rolled_back_automat
         assert len(new) == 1 and now["statuses"][new[0]] == "bad"
         reason = now["releases"][new[0]]["reason"]
         assert reason.startswith("failed after the switch: ") and ("Restart under load" in reason or "health path" in reason), reason
+        assert container in proc.reports, "no report from %s: %s" % (container, fatal_lines(proc))
         report = proc.reports[container]
         assert report["outcome"] == "rolled back" and report["rolled_back_from"] == new[0]
         assert report["release_to"] == old["current"]

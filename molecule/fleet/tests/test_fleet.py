@@ -126,7 +126,7 @@ def test_a_malformed_deploy_time_is_refused_and_changes_nothing():
 
 
 @pytest.mark.parametrize("play", ["deploy", "verify", "rollback"])
-def test_fleet_settings_in_the_inventory_are_refused_not_ignored(play):
+def test_fleet_settings_in_the_inventory_stop_the_play_instead_of_being_ignored(play):
     """A play's hosts and serial never read group_vars: waves set there would silently run the defaults."""
     before = dict((name, state(name)) for name in WEB)
     extra = {"app_source": {"type": "local", "path": source_tree(SOURCES, APP_SOURCE, "v7")}} if play == "deploy" else {}
