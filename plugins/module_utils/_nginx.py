@@ -185,7 +185,8 @@ def kept_states(wanted: dict, live: dict) -> dict:
 
 
 class Site:
-    """The wanted files of one site: ``files`` {live path: text} and, in include mode, ``servers`` {file name: text} in ``servers_dir``."""
+    """The wanted files of one site: ``files`` {live path: text, or None for a file that must not exist} and, in include mode,
+    ``servers`` {file name: text} in ``servers_dir``."""
 
     def __init__(self, name: str, files: dict, main_config: str, staging_dir: str, servers_dir: str | None = None,
                  servers: dict | None = None, keep_states: bool = False):
@@ -195,7 +196,8 @@ class Site:
         self.stage = os.path.join(staging_dir, name)
         self.servers_dir = servers_dir
         self.servers = dict(servers) if servers is not None else None
-        self.live = dict((path, read_text(path)) for path in self.files)
+        self.live = dict((path, read_text(path) if text is not None or not os.path.lexists(path) else '')
+                         for path, text in self.files.items())
         self.live_servers = (read_servers_dir(servers_dir) if servers_dir and os.path.isdir(servers_dir) else {}) \
             if self.servers is not None else {}
         if keep_states and self.servers is not None:
@@ -224,6 +226,10 @@ class Site:
         os.makedirs(self.stage, mode=0o755, exist_ok=True)
         replacements = {}
         for path, text in self.files.items():
+            if text is None:
+                # Left out of the mirror, so nginx -t reads the configuration without it.
+                replacements[path] = None
+                continue
             atomic_write(self.staged_path(path), text, mode=0o644, durable=False)
             replacements[path] = self.staged_path(path)
         if self.servers is not None:
@@ -237,7 +243,8 @@ class Site:
         return replacements
 
     def describe_test(self) -> str:
-        site = [path for path in self.files if os.path.basename(path).startswith('zerodown-')] or list(self.files)
+        site = [path for path, text in self.files.items() if os.path.basename(path).startswith('zerodown-')] or \
+            [path for path, text in self.files.items() if text is not None]
         text = 'tested with the staged %s in place of %s' % (self.staged_path(site[0]), site[0])
         if self.servers is not None:
             text += ' and the staged %s in place of %s' % (os.path.join(self.stage, os.path.basename(self.servers_dir)), self.servers_dir)
@@ -254,10 +261,13 @@ class Site:
                 else:
                     os.unlink(path)
         for path in self.changed_files:
-            atomic_write(path, self.files[path], mode=0o644)
+            if self.files[path] is None:
+                os.unlink(path)
+            else:
+                atomic_write(path, self.files[path], mode=0o644)
 
     def diff(self) -> list:
-        out = [{'before_header': path, 'after_header': path, 'before': self.live[path] or '', 'after': self.files[path]}
+        out = [{'before_header': path, 'after_header': path, 'before': self.live[path] or '', 'after': self.files[path] or ''}
                for path in self.changed_files]
         for name in self.changed_servers:
             path = os.path.join(self.servers_dir, name)

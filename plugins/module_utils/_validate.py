@@ -684,6 +684,9 @@ def check_nginx_upstream(settings, entry='main', play=None):
     out.rule(conf_dir.startswith(config_dir + '/'),
              'nginx_upstream_conf_dir (%s) must lie under %s, the directory of nginx_upstream_main_config, so that `nginx -t` can '
              'test the configuration with the new files in place.', conf_dir, config_dir)
+    default_site = text(s['nginx_upstream_distro_default_site'])
+    out.rule(default_site == '' or (is_absolute(default_site) and default_site.startswith(config_dir + '/')),
+             "nginx_upstream_distro_default_site must be empty or an absolute path under %s (got '%s').", config_dir, default_site)
     out.rule(not any('\n' in text(d) for d in items(s['nginx_upstream_extra_directives'])),
              'nginx_upstream_extra_directives must be one directive per item, without newlines.')
 

@@ -42,7 +42,10 @@ options:
     type: str
     required: true
   files:
-    description: Absolute path of each live file (inside the directory of O(main_config)) to its wanted content.
+    description:
+      - Absolute path of each live file (inside the directory of O(main_config)) to its wanted content.
+      - A value of V(null) means the file must not exist (the distribution's default site, say). It is left out of the tested
+        configuration and removed with the install.
     type: dict
     required: true
   servers_dir:

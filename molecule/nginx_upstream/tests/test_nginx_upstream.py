@@ -259,6 +259,26 @@ def test_a_dead_upstream_server_is_skipped_for_get_and_post(host, play):
     assert statuses == [200] * 12
 
 
+def test_server_name_underscore_with_default_server_answers_every_host_name(host, play):
+    """Debian's default site is the default server of port 80 until a site claims it: then it goes, tested first."""
+    default = "/etc/nginx/sites-enabled/default"
+    assert host.file(default).is_symlink
+    assert "Welcome to nginx" in request(host, "unknown.example", "/")["body"]
+    result = play(ROLE, {"nginx_upstream_name": "catchall", "nginx_upstream_servers": ["unix:/run/hello.sock"],
+                         "nginx_upstream_server_names": ["_"], "nginx_upstream_listen": ["80 default_server"]})
+    assert result.returncode == 0, result.stdout[-3000:]
+    assert not host.file(default).exists and host.file("/etc/nginx/sites-available/default").exists
+    response = request(host, "unknown.example", "/")
+    assert response["status"] == 200 and header(response, "X-Served-By"), response
+    # The named sites keep their host names.
+    assert request(host, "hello", "/")["status"] == 200
+    assert host.run("nginx -t").rc == 0
+    # Again: nothing to change.
+    again = play(ROLE, {"nginx_upstream_name": "catchall", "nginx_upstream_servers": ["unix:/run/hello.sock"],
+                        "nginx_upstream_server_names": ["_"], "nginx_upstream_listen": ["80 default_server"]})
+    assert again.returncode == 0 and re.search(r"changed=0\b", again.stdout), again.stdout[-3000:]
+
+
 # --- a change nginx rejects never reaches the live configuration -------------
 
 def test_an_invalid_extra_directive_is_rejected_and_the_old_config_keeps_serving(host, play):
@@ -312,6 +332,8 @@ REJECTED = {
     "server name with a space": ({"nginx_upstream_server_names": ["hello test"]}, "nginx_upstream_server_names must be"),
     "health path without slash": ({"nginx_upstream_health_path": "healthz"}, "nginx_upstream_health_path must start with '/'"),
     "conf dir outside nginx's": ({"nginx_upstream_conf_dir": "/srv/nginx"}, "must lie under /etc/nginx"),
+    "relative default site": ({"nginx_upstream_distro_default_site": "sites-enabled/default"},
+                              "nginx_upstream_distro_default_site must be empty or an absolute path under /etc/nginx"),
     "socket nginx cannot reach": ({"nginx_upstream_servers": ["unix:/run/zd-wrong-group.sock"]},
                                   "socket /run/zd-wrong-group.sock is root:root mode 0660, and nginx's user www-data is neither"),
     "socket open to everyone": ({"nginx_upstream_servers": ["unix:/run/zd-world.sock"]},

@@ -105,6 +105,30 @@ def test_site_changes_only_what_differs(conf, tmp_path):
     assert not again.changed and again.diff() == []
 
 
+def test_a_file_wanted_absent_is_left_out_of_the_test_and_removed(conf, tmp_path):
+    etc, nginx = conf
+    # The distribution's default site: a link into sites-available, whose content nginx -t would reject here.
+    (etc / 'sites-available').mkdir()
+    (etc / 'sites-enabled').mkdir()
+    (etc / 'sites-available' / 'default').write_text('bad;\n')
+    (etc / 'sites-enabled' / 'default').symlink_to('../sites-available/default')
+    (etc / 'sites-enabled' / 'kept').write_text('kept;\n')
+    (etc / 'nginx.conf').write_text('include %s/conf.d/*.conf;\ninclude %s/sites-enabled/*;\n' % (etc, etc))
+    default = str(etc / 'sites-enabled' / 'default')
+    site_path = str(etc / 'conf.d' / 'zerodown-hello.conf')
+    site = Site('hello', {site_path: 'server {}\n', default: None}, str(etc / 'nginx.conf'), str(tmp_path / 'stage'))
+    assert site.changed_files == sorted([default, site_path])
+    rc, said = mirror_test(run, nginx, str(etc / 'nginx.conf'), site.write_stage())
+    assert rc == 0, said
+    # With the default site in place, the same test fails: the mirror really left it out.
+    assert mirror_test(run, nginx, str(etc / 'nginx.conf'), {site_path: site.staged_path(site_path)})[0] == 1
+    site.install()
+    assert not os.path.lexists(default) and (etc / 'sites-available' / 'default').exists()
+    assert (etc / 'sites-enabled' / 'kept').read_text() == 'kept;\n'
+    again = Site('hello', {site_path: 'server {}\n', default: None}, str(etc / 'nginx.conf'), str(tmp_path / 'stage'))
+    assert not again.changed
+
+
 def test_server_files_are_written_and_stale_ones_removed(conf, tmp_path):
     etc, dummy = conf
     servers_dir = etc / 'conf.d' / 'hello.servers'

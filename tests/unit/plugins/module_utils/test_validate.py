@@ -273,6 +273,9 @@ REJECTED = [
     case('nginx_upstream', 'main', {'nginx_upstream_conf_dir': '/srv/nginx'},
          'nginx_upstream: nginx_upstream_conf_dir (/srv/nginx) must lie under /etc/nginx, the directory of '
          'nginx_upstream_main_config, so that `nginx -t` can test the configuration with the new files in place.'),
+    case('nginx_upstream', 'main', {'nginx_upstream_distro_default_site': 'sites-enabled/default'},
+         "nginx_upstream: nginx_upstream_distro_default_site must be empty or an absolute path under /etc/nginx "
+         "(got 'sites-enabled/default')."),
     case('nginx_upstream', 'main', {'nginx_upstream_extra_directives': ['gzip on;\nevil on;']},
          'nginx_upstream: nginx_upstream_extra_directives must be one directive per item, without newlines.'),
     case('nginx_upstream', 'main', {'nginx_upstream_servers': ['unix:run/hello.sock', 'app1.internal']},
