@@ -199,8 +199,17 @@ def said(proc):
 
 
 def fatal_lines(proc):
-    """The run's "fatal:" lines, one per failed task and host: what a failed run says first."""
-    return [line for line in ANSI.sub("", proc.stdout).splitlines() if line.startswith("fatal:")]
+    """Each failed task's "fatal:" line with the result block under it (its msg), folded onto one line."""
+    failures, current = [], None
+    for line in ANSI.sub("", proc.stdout).splitlines():
+        if line.startswith("fatal:"):
+            current = [line]
+            failures.append(current)
+        elif current is not None and line.startswith(" "):
+            current.append(line.strip())
+        else:
+            current = None
+    return [" ".join(lines) for lines in failures]
 
 
 def recap(proc):

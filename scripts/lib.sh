@@ -46,6 +46,7 @@ HOST_TOOLS=(
     shellcheck:shellcheck
     tar:tar
     sha256sum:coreutils
+    renice:bsdutils
 )
 
 # The packages of HOST_TOOLS, each once, for ensure_apt_packages.

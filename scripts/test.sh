@@ -9,6 +9,8 @@
 #   ZD_SCENARIOS="app proxy" scripts/test.sh molecule   some scenarios
 #
 # Stages: lint sanity units pytest changelog docs build galaxy molecule
+# With other stages, Molecule starts right after build, in the background,
+# and the others run niced beside it (ZD_OVERLAP=0: one after another).
 # The Molecule scenarios run ZD_MOLECULE_JOBS (default 3) at a time: each
 # has its own containers and network, and they mostly wait (on systemd, on
 # boots, on measured load), so two cores carry three. The Debian 13
@@ -54,7 +56,7 @@ stage_units() {
 # loop developers use, and it catches tests that only pass under ansible-test.
 stage_pytest() {
     local rc
-    (cd "$ZD_ROOT" && PYTHONPATH="$ZD_ROOT/.cache/collections" python -m pytest -q -p no:cacheprovider tests/unit)
+    (cd "$ZD_ROOT" && PYTHONPATH="$ZD_ROOT/.cache/collections" python -m pytest -q -p no:cacheprovider -n auto tests/unit)
     rc=$?
     # pytest exits 5 when it collected nothing: a gate that tested nothing failed.
     [ "$rc" -eq 5 ] && echo "pytest collected no tests" >&2
@@ -197,12 +199,40 @@ main() {
     activate_env
     # ansible-test builds its venvs from pythonX.Y on PATH: the tool venv's own.
     ANSIBLE_TEST_PYTHON="$(python -c 'import sys; print("%d.%d" % sys.version_info[:2])')"
-    local report=() begin=$SECONDS
-    # The images build in the background while the other stages run.
+    local report=() begin=$SECONDS molecule_pid="" overlap=0
+    # With other stages, Molecule starts first (after build, which reinstalls
+    # the collection the scenarios run), in the background: its scenarios
+    # mostly wait, and the other stages run niced beside them, on the cores
+    # they leave idle. ZD_OVERLAP=0 runs every stage in turn.
+    if [[ " ${stages[*]} " == *" molecule "* ]] && [ "${#stages[@]}" -gt 1 ] && [ "${ZD_OVERLAP:-1}" = 1 ]; then
+        overlap=1
+        local ordered=() name
+        for name in build molecule; do
+            [[ " ${stages[*]} " == *" $name "* ]] && ordered+=("$name")
+        done
+        for name in "${stages[@]}"; do
+            [ "$name" = build ] || [ "$name" = molecule ] || ordered+=("$name")
+        done
+        stages=("${ordered[@]}")
+    fi
     IMAGE_PIDS=()
-    [[ " ${stages[*]} " == *" molecule "* ]] && start_images
+    [ "$overlap" -eq 0 ] && [[ " ${stages[*]} " == *" molecule "* ]] && start_images
     for stage in "${stages[@]}"; do
         declare -F "stage_$stage" >/dev/null || die "unknown stage '$stage' (known: ${ALL_STAGES[*]})"
+        if [ "$stage" = molecule ] && [ "$overlap" -eq 1 ]; then
+            log "stage molecule: in the background beside the other stages (its output follows theirs)"
+            mkdir -p "$LOG_DIR"
+            (
+                start=$SECONDS
+                start_images
+                stage_molecule
+                echo "$? $((SECONDS - start))" > "$LOG_DIR/molecule-stage.rc"
+            ) > "$LOG_DIR/molecule-stage.out" 2>&1 &
+            molecule_pid=$!
+            # Everything this shell starts from now on yields the CPU to the scenarios.
+            renice -n 10 -p $$ >/dev/null
+            continue
+        fi
         log "stage $stage"
         start=$SECONDS
         "stage_$stage"
@@ -210,6 +240,14 @@ main() {
         if [ "$rc" -eq 0 ]; then passed=$((passed + 1)); else failed=$((failed + 1)); fi
         report+=("$(printf '%-10s %-6s %5ss' "$stage" "$([ "$rc" -eq 0 ] && echo ok || echo FAILED)" "$((SECONDS - start))")")
     done
+    if [ -n "$molecule_pid" ]; then
+        log "waiting for the molecule stage"
+        wait "$molecule_pid"
+        cat "$LOG_DIR/molecule-stage.out"
+        read -r rc start < "$LOG_DIR/molecule-stage.rc" 2>/dev/null || { rc=1; start=0; }
+        if [ "$rc" -eq 0 ]; then passed=$((passed + 1)); else failed=$((failed + 1)); fi
+        report+=("$(printf '%-10s %-6s %5ss' molecule "$([ "$rc" -eq 0 ] && echo ok || echo FAILED)" "$start")")
+    fi
     wait_images >/dev/null 2>&1 || true
     printf '\n%-10s %-6s %6s\n' stage result time
     printf '%s\n' "${report[@]}"
