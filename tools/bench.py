@@ -8,7 +8,7 @@ container. Each run drives GET+POST load through nginx from inside the
 container (tests/helpers/restart_under_load.py: bounded in time and count),
 restarts the mode's service in the middle, and records what the clients saw.
 
-    python3 tools/bench.py CONTAINER OUTDIR [--repeat N] [--modes trad,seed,...] [--workers N] [--settle S]
+    python3 tools/bench.py CONTAINER OUTDIR [--repeat N] [--modes trad,keepalive32,...] [--workers N] [--settle S]
 
 Writes OUTDIR/results.json (every run), OUTDIR/timelines.png (first run of
 each mode) and prints a markdown table of medians with [min-max]. Then,
@@ -41,8 +41,8 @@ REMOTE_DIR = '/opt/zerodown-bench'
 # name: (what it is, restart commands run one after the other; restart_under_load.py runs each without a shell)
 MODES = {
     'trad': ('app binds its own port, systemctl restart', ['systemctl restart bench-trad.service']),
-    'seed': ('socket activation, 1 instance, nginx keepalive 32', ['systemctl restart bench-sock.service']),
-    'seed-retry': ('as seed, nginx also retries POSTs (non_idempotent)', ['systemctl restart bench-sock.service']),
+    'keepalive32': ('socket activation, 1 instance, nginx keepalive 32', ['systemctl restart bench-sock.service']),
+    'keepalive32-retry': ('as keepalive32, nginx also retries POSTs (non_idempotent)', ['systemctl restart bench-sock.service']),
     'default': ('socket activation, 1 instance, one shared socket, no upstream keepalive (app_surge: false)',
                 ['systemctl restart bench-sock.service']),
     # Type=notify: each restart returns once the new instance sent READY=1, so the next one starts only then.
@@ -231,7 +231,7 @@ def main(argv=None) -> int:
         copy_flip_tools(args.container)
 
     results = dict((mode, []) for mode in modes)
-    # Interleaved (trad, seed, ..., trad, seed, ...) so slow drift of the machine hits every mode alike.
+    # Interleaved (trad, keepalive32, ..., trad, keepalive32, ...) so slow drift of the machine hits every mode alike.
     for index in range(args.repeat):
         for mode in modes:
             report = run_once(args.container, mode, index, args)
@@ -263,7 +263,7 @@ def main(argv=None) -> int:
     if rates:
         print('\n### Steady-state throughput, no restart (wrk, %d connections, %g s per run, %d runs)\n'
               % (args.connections, args.throughput_seconds, args.repeat))
-        print(throughput_table(rates, 'seed' if 'seed' in rates else modes[0]))
+        print(throughput_table(rates, 'keepalive32' if 'keepalive32' in rates else modes[0]))
     return 0
 
 

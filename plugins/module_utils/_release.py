@@ -942,6 +942,19 @@ def manager_for(params: dict, check_mode: bool = False,
     )
 
 
+def read_info(path: str, warnings: list) -> dict:
+    """What release_info returns: the layout's releases, current, the rollback target and the lease; never writes."""
+    manager = ReleaseManager(path, check_mode=True)
+    try:
+        result = manager.info()
+    finally:
+        warnings.extend(manager.warnings)
+    for key in ('previous', 'removed'):
+        result.pop(key, None)
+    result['changed'] = False
+    return result
+
+
 def run_state(manager: ReleaseManager, params: dict, run_command=None) -> dict:
     """Run the module's ``state`` on ``manager``; returns its result. ``run_command`` runs builds and user commands."""
     state = params['state']

@@ -87,8 +87,8 @@ options:
       - V(rollback) points C(current) at O(release) (which must be V(good) or V(unknown)), or, without O(release), at the previous good
         release, that is among the V(good) releases created before the current one, the one that was switched to most recently.
       - V(prune) removes old releases, see O(keep_releases).
-      - V(query) only reads and returns the state. It never writes, not even a rebuilt manifest. (Ansible's module guidelines
-        reserve V(info) for separate C(_info) modules, hence the name.)
+      - V(query) only reads and returns the state, and never writes. It is deprecated and will be removed in 1.0.0; use
+        M(zerodown.deploy.release_info), which returns the same.
       - V(lock) takes the deploy lease for O(lock_id), waiting up to O(lock_timeout) seconds; taking it again with the same
         O(lock_id) renews it and reports no change. With O(group), it then makes the layout as V(layout) does, after creating
         the O(users), so a deploy takes its lock and prepares its base directory in one call.
@@ -97,7 +97,7 @@ options:
         created, 0750).
     type: str
     choices: [layout, prepare, link, build, switch, mark_bad, rollback, prune, query, lock, unlock]
-    default: query
+    required: true
   release:
     description:
       - Release ID. Required for O(state=switch) and O(state=mark_bad); optional for O(state=prepare) (default generated) and
@@ -277,6 +277,7 @@ notes:
   - Prune renames a release to a hidden C(releases/.prune-*) name before deleting it, so a half-deleted release is never visible
     under its ID. Leftovers of an interrupted prune are removed by the next prune.
 seealso:
+  - module: zerodown.deploy.release_info
   - name: Release layout and rules
     description: The collection's documentation of the release module.
     link: https://github.com/zerodown/deploy/blob/main/docs/release.md
@@ -336,15 +337,15 @@ EXAMPLES = r"""
     state: rollback
     release: 20261121T101500Z-3f2a9c1
 
-- name: Show releases
-  zerodown.deploy.release:
+- name: Show releases (zerodown.deploy.release_info reads them)
+  zerodown.deploy.release_info:
     path: /srv/shop
   register: releases
 """
 
 RETURN = r"""
 release:
-  description: The release ID acted on (prepared, switched to, marked bad, rolled back to); for O(state=query) the current one.
+  description: The release ID acted on (prepared, switched to, marked bad, rolled back to); for O(state=query) and O(state=lock) the current one.
   returned: success
   type: str
   sample: 20261121T101500Z-3f2a9c1
@@ -571,7 +572,7 @@ def main() -> None:
     module = AnsibleModule(
         argument_spec=dict(
             path=dict(type='path', required=True),
-            state=dict(type='str', default='query',
+            state=dict(type='str', required=True,
                        choices=['layout', 'prepare', 'link', 'build', 'switch', 'mark_bad', 'rollback', 'prune', 'query', 'lock', 'unlock']),
             release=dict(type='str'),
             revision=dict(type='str'),
@@ -615,6 +616,9 @@ def main() -> None:
         ],
         supports_check_mode=True,
     )
+    if module.params['state'] == 'query':
+        module.deprecate('state=query is deprecated: zerodown.deploy.release_info returns the same', version='1.0.0',
+                         collection_name='zerodown.deploy')
     finish(module, run_module)
 
 

@@ -537,5 +537,5 @@ def test_a_domain_error_fails_with_its_details_and_an_os_error_with_its_type(run
     def denied(self):
         raise PermissionError(13, 'Permission denied', str(base))
     monkeypatch.setattr(_release.ReleaseManager, 'info', denied)
-    res = run_module(path=str(base))
+    res = run_module(path=str(base), state='query')
     assert res['failed'] and res['msg'] == "PermissionError: [Errno 13] Permission denied: '%s'" % base
