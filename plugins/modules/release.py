@@ -89,7 +89,8 @@ options:
       - V(prune) removes old releases, see O(keep_releases).
       - V(query) only reads and returns the state, and never writes. It is deprecated and will be removed in 1.0.0; use
         M(zerodown.deploy.release_info), which returns the same.
-      - V(lock) takes the deploy lease for O(lock_id), waiting up to O(lock_timeout) seconds; taking it again with the same
+      - V(lock) first checks what a deploy needs from the host (RV(host_facts)), and fails naming every problem before it changes
+        anything. It then takes the deploy lease for O(lock_id), waiting up to O(lock_timeout) seconds; taking it again with the same
         O(lock_id) renews it and reports no change. With O(group), it then makes the layout as V(layout) does, after creating
         the O(users), so a deploy takes its lock and prepares its base directory in one call.
       - V(unlock) gives the lease back. Only the same O(lock_id) may, unless O(force=true). With O(prune=true) it first prunes
@@ -428,6 +429,40 @@ rsync:
   description: With O(state=lock), the path of rsync on the target, or V(null).
   returned: when O(state=lock)
   type: str
+host_facts:
+  description:
+    - With O(state=lock), what the deploy needs from the host, checked before the lease is taken or anything is made. Any
+      problem (PID 1 not systemd, systemd older than 247, an OS outside the Debian family, Python older than 3.9, no way to become
+      the app user) fails the task with every problem named, and nothing is changed.
+  returned: when O(state=lock)
+  type: dict
+  contains:
+    pid1:
+      description: The name of PID 1.
+      type: str
+    systemd_version:
+      description: The version C(systemctl --version) reports.
+      type: int
+    os:
+      description: The os-release ID and VERSION_ID.
+      type: str
+    os_family:
+      description: V(debian), or V(null) outside the supported family.
+      type: str
+    python:
+      description: The Python the module ran on.
+      type: str
+    sudo:
+      description: Whether sudo is installed.
+      type: bool
+    su:
+      description: Whether su is installed.
+      type: bool
+    become_method:
+      description: How the release steps become the app's users, V(sudo), or V(su) for root on a host without sudo.
+      type: str
+  sample: {pid1: systemd, systemd_version: 252, os: debian 12, os_family: debian, python: 3.11.2, sudo: false, su: true,
+           become_method: su}
 new:
   description: With O(state=prepare), whether a new release was prepared (V(false) when O(reuse_live) found the revision live).
   returned: when O(state=prepare)
@@ -526,6 +561,7 @@ import typing as t
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.zerodown.deploy.plugins.module_utils._fs import FsError
+from ansible_collections.zerodown.deploy.plugins.module_utils._host import check_host, problems_message
 from ansible_collections.zerodown.deploy.plugins.module_utils._lock import LockError
 from ansible_collections.zerodown.deploy.plugins.module_utils._module import ModuleError, finish
 from ansible_collections.zerodown.deploy.plugins.module_utils._release import ReleaseError, current_diff, manager_for, run_state
@@ -546,6 +582,12 @@ def _fs_attributes_callback(module: AnsibleModule) -> t.Optional[t.Callable[[str
 
 def run_module(module: AnsibleModule):
     """The state of module_utils/_release; its domain errors fail the task with their details."""
+    facts = None
+    if module.params['state'] == 'lock':
+        # A deploy's first call on the host: what it needs is checked before the lease or the layout.
+        facts, problems = check_host(module.run_command, module.get_bin_path, pwd.getpwuid(os.geteuid()).pw_name)
+        if problems:
+            raise ModuleError(problems_message(problems), {'host_facts': facts})
     try:
         manager = manager_for(module.params, check_mode=module.check_mode, fs_attributes=_fs_attributes_callback(module))
         try:
@@ -563,6 +605,7 @@ def run_module(module: AnsibleModule):
         # What the steps after the lock decide on: who the tasks run as (become or not), how a directory is copied.
         result['user'] = pwd.getpwuid(os.geteuid()).pw_name
         result['rsync'] = module.get_bin_path('rsync')
+        result['host_facts'] = facts
     if module._diff:
         result['diff'] = current_diff(manager, result)
     return result, None

@@ -578,6 +578,27 @@ def test_a_local_source_deploys_with_ansible_core_alone(host, container, tmp_pat
     podman_exec(container, "rm", "-rf", PLAIN_BASE)
 
 
+def test_a_host_without_sudo_deploys_as_root_through_su(host, container, tmp_path_factory):
+    """Root can become the deploy user without sudo: the lock finds su, and the steps that run as the owner use it."""
+    source = source_tree(tmp_path_factory, "no sudo", "nosudo")
+    role_vars = dict(converge_vars(), **dict(LIGHT, release_base_path=PLAIN_BASE, release_local_src=source, release_local_method="archive",
+                                             release_build_commands=["id -un > BUILT_BY"]))
+    sudo = podman_exec(container, "sh", "-c", "command -v sudo").stdout.strip()
+    assert sudo, "the test image has sudo"
+    podman_exec(container, "mv", sudo, sudo + ".hidden")
+    try:
+        assert podman_exec(container, "sh", "-c", "command -v sudo").returncode != 0
+        proc = ok(Run(container, role_vars).run())
+    finally:
+        podman_exec(container, "mv", sudo + ".hidden", sudo)
+    assert host.file(PLAIN_BASE + "/current/app.txt").content_string == "no sudo\n"
+    # Unpacked by the owner (become_method su), built as the owner.
+    assert host.file(PLAIN_BASE + "/current/app.txt").user == "deploy"
+    assert host.file(PLAIN_BASE + "/current/BUILT_BY").content_string == "deploy\n"
+    assert "sudo: command not found" not in said(proc) and "sudo: not found" not in said(proc)
+    podman_exec(container, "rm", "-rf", PLAIN_BASE)
+
+
 # --------------------------------------------------------------------------- failing builds
 
 def test_failing_build_marks_the_release_bad_and_leaves_current_alone(host, container, tmp_path_factory):

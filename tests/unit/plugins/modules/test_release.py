@@ -28,14 +28,21 @@ from ansible_collections.zerodown.deploy.tests.unit.plugins.module_utils.release
 
 # ------------------------------------------------------------------ helpers
 
+HOST_FACTS = {'pid1': 'systemd', 'systemd_version': 252, 'os': 'debian 12', 'os_family': 'debian', 'python': '3.11.2',
+              'sudo': True, 'su': True, 'become_method': 'sudo'}
+
+
 @pytest.fixture
 def base(tmp_path):
     return tmp_path / 'srv' / 'shop'
 
 
 @pytest.fixture
-def run_module(module_runner):
-    """run_module(check=False, diff=False, **args): the module's main() run like Ansible would."""
+def run_module(module_runner, monkeypatch):
+    """run_module(check=False, diff=False, **args): the module's main() run like Ansible would, on a host that has what a deploy
+    needs (this machine's PID 1 need not be systemd; test_host.py checks the host check itself)."""
+    monkeypatch.setattr(release_module, 'check_host', lambda *args, **kwargs: (dict(HOST_FACTS), []))
+
     def run(check=False, diff=False, **args):
         return module_runner(release_module.main, check=check, diff=diff, **args)
     return run
@@ -539,3 +546,16 @@ def test_a_domain_error_fails_with_its_details_and_an_os_error_with_its_type(run
     monkeypatch.setattr(_release.ReleaseManager, 'info', denied)
     res = run_module(path=str(base), state='query')
     assert res['failed'] and res['msg'] == "PermissionError: [Errno 13] Permission denied: '%s'" % base
+
+
+def test_a_lock_on_a_host_without_what_a_deploy_needs_fails_first_and_changes_nothing(module_runner, monkeypatch, base):
+    monkeypatch.setattr(release_module, 'check_host', lambda *args, **kwargs: (dict(HOST_FACTS, pid1='init'), ['PID 1 is init, not systemd']))
+    res = module_runner(release_module.main, path=str(base), state='lock', lock_id='run-1', group='root')
+    assert res['failed'] and res['msg'] == 'this host cannot be deployed to, and nothing on it was changed: PID 1 is init, not systemd.'
+    assert res['host_facts']['pid1'] == 'init'
+    assert not os.path.lexists(str(base))
+
+
+def test_a_lock_reports_the_host_facts(run_module, base):
+    res = run_module(path=str(base), state='lock', lock_id='run-1')
+    assert res['host_facts'] == HOST_FACTS
