@@ -556,6 +556,7 @@ diff:
 
 import os
 import pwd
+import traceback
 import typing as t
 
 from ansible.module_utils.basic import AnsibleModule
@@ -600,7 +601,8 @@ def run_module(module: AnsibleModule):
     except (FsError, LockError) as exc:
         raise ModuleError(str(exc))
     except OSError as exc:
-        raise ModuleError('%s: %s' % (type(exc).__name__, exc), {'exception': exc})
+        # The traceback as text: ansible-core before 2.19 cannot serialize the exception itself.
+        raise ModuleError('%s: %s' % (type(exc).__name__, exc), {'exception': traceback.format_exc()})
     if module.params['state'] == 'lock':
         # What the steps after the lock decide on: who the tasks run as (become or not), how a directory is copied.
         result['user'] = pwd.getpwuid(os.geteuid()).pw_name

@@ -141,6 +141,8 @@ lock:
       type: int
 """
 
+import traceback
+
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.zerodown.deploy.plugins.module_utils._fs import FsError
@@ -159,7 +161,8 @@ def run_module(module: AnsibleModule):
     except (FsError, LockError) as exc:
         raise ModuleError(str(exc))
     except OSError as exc:
-        raise ModuleError('%s: %s' % (type(exc).__name__, exc), {'exception': exc})
+        # The traceback as text: ansible-core before 2.19 cannot serialize the exception itself.
+        raise ModuleError('%s: %s' % (type(exc).__name__, exc), {'exception': traceback.format_exc()})
     finally:
         for warning in warnings:
             module.warn(warning)

@@ -65,7 +65,7 @@ def module_runner(capsys, monkeypatch):
     The module runs as on a target even after a test imported controller code
     (an action plugin): there, its warnings would go to the controller's display.
     """
-    if module_utils_internal is not None:
+    if module_utils_internal is not None and hasattr(module_utils_internal, 'is_controller'):
         monkeypatch.setattr(module_utils_internal, 'is_controller', False)
 
     def run(main, check=False, diff=False, **args):
