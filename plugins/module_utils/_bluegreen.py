@@ -315,7 +315,7 @@ class Switch:
         except SWITCH_ERRORS as exc:
             why += '; stopping the new slot failed too: %s' % exc
         live = self.result['live_before']
-        kept = ('the live slot %d and %s are untouched' % (live, self.link)) if live is not None else '%s was not created' % self.link
+        kept = ('the live slot %s and %s are untouched' % (live, self.link)) if live is not None else '%s was not created' % self.link
         return ('the new slot %d did not come up: %s. Unit state: %s. It was stopped; %s.%s'
                 % (port, why, state, kept, (' Last journal lines: ' + journal) if journal else ''))
 

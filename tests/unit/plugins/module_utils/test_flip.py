@@ -172,7 +172,7 @@ def rig(sock_dir, tmp_path):
         fake = FakeSlotsSystemd(sock_dir, release='v1', port=port)
         made.append(fake)
         systemd = Systemd(fake, sleep=lambda seconds: None)
-        listen = '127.0.0.1:%d' % port if tcp else '%s/shop.sock' % sock_dir
+        listen = '127.0.0.1:%s' % port if tcp else '%s/shop.sock' % sock_dir
         slots = flip_mod.Slots('shop', instances, listen, servers_dir, 'max_fails=0',
                                tmpfiles='' if tcp else str(tmp_path / 'zerodown-shop-links.conf'))
         table = FakeTable(servers_dir, linger=linger)
