@@ -210,7 +210,8 @@ def plugin(args, async_val=0):
     task = mock.MagicMock(args=args, async_val=async_val, check_mode=False)
     connection = mock.MagicMock()
     connection._shell.tmpdir = None
-    module = action.ActionModule(task, connection, mock.MagicMock(), mock.MagicMock(), mock.MagicMock())
+    # play_context, loader, templar, shared_loader_obj (which ansible-core before 2.19 requires).
+    module = action.ActionModule(task, connection, mock.MagicMock(), mock.MagicMock(), mock.MagicMock(), mock.MagicMock())
     module._early_needs_tmp_path = lambda: False
     module._remove_tmp_path = mock.MagicMock()
     return module
