@@ -22,6 +22,7 @@ mode) come in as a callback from the module.
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import json
 import os
@@ -31,9 +32,11 @@ import shutil
 import stat
 import sys
 import time
+import traceback
 import typing as t
 
 from ansible_collections.zerodown.deploy.plugins.module_utils._fs import (
+    FsError,
     atomic_symlink,
     atomic_write,
     fsync_dir,
@@ -54,6 +57,7 @@ from ansible_collections.zerodown.deploy.plugins.module_utils._lock import (
     read_lease,
     release_lease,
 )
+from ansible_collections.zerodown.deploy.plugins.module_utils._module import ModuleError
 
 ID_PATTERN = r'^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$'
 ID_RE = re.compile(r'[A-Za-z0-9][A-Za-z0-9._-]{0,127}')  # always used with fullmatch(): '$' would accept a trailing newline
@@ -940,6 +944,20 @@ def manager_for(params: dict, check_mode: bool = False,
         lock_wait=max(STATE_LOCK_MIN_WAIT, params['lock_timeout']),
         lock_play=params['lock_play'],
     )
+
+
+@contextlib.contextmanager
+def module_errors():
+    """The release and release_info modules' failures: a domain error with its details, an OS error with its traceback."""
+    try:
+        yield
+    except ReleaseError as exc:
+        raise ModuleError(exc.msg, exc.details)
+    except (FsError, LockError) as exc:
+        raise ModuleError(str(exc))
+    except OSError as exc:
+        # The traceback as text: ansible-core before 2.19 cannot serialize the exception itself.
+        raise ModuleError('%s: %s' % (type(exc).__name__, exc), {'exception': traceback.format_exc()})
 
 
 def read_info(path: str, warnings: list) -> dict:

@@ -556,16 +556,13 @@ diff:
 
 import os
 import pwd
-import traceback
 import typing as t
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.zerodown.deploy.plugins.module_utils._fs import FsError
 from ansible_collections.zerodown.deploy.plugins.module_utils._host import check_host, problems_message
-from ansible_collections.zerodown.deploy.plugins.module_utils._lock import LockError
 from ansible_collections.zerodown.deploy.plugins.module_utils._module import ModuleError, finish
-from ansible_collections.zerodown.deploy.plugins.module_utils._release import ReleaseError, current_diff, manager_for, run_state
+from ansible_collections.zerodown.deploy.plugins.module_utils._release import current_diff, manager_for, module_errors, run_state
 
 
 def _fs_attributes_callback(module: AnsibleModule) -> t.Optional[t.Callable[[str, bool], bool]]:
@@ -589,20 +586,13 @@ def run_module(module: AnsibleModule):
         facts, problems = check_host(module.run_command, module.get_bin_path, pwd.getpwuid(os.geteuid()).pw_name)
         if problems:
             raise ModuleError(problems_message(problems), {'host_facts': facts})
-    try:
+    with module_errors():
         manager = manager_for(module.params, check_mode=module.check_mode, fs_attributes=_fs_attributes_callback(module))
         try:
             result = run_state(manager, module.params, run_command=module.run_command)
         finally:
             for warning in manager.warnings:
                 module.warn(warning)
-    except ReleaseError as exc:
-        raise ModuleError(exc.msg, exc.details)
-    except (FsError, LockError) as exc:
-        raise ModuleError(str(exc))
-    except OSError as exc:
-        # The traceback as text: ansible-core before 2.19 cannot serialize the exception itself.
-        raise ModuleError('%s: %s' % (type(exc).__name__, exc), {'exception': traceback.format_exc()})
     if module.params['state'] == 'lock':
         # What the steps after the lock decide on: who the tasks run as (become or not), how a directory is copied.
         result['user'] = pwd.getpwuid(os.geteuid()).pw_name

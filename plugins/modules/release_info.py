@@ -141,28 +141,18 @@ lock:
       type: int
 """
 
-import traceback
-
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.zerodown.deploy.plugins.module_utils._fs import FsError
-from ansible_collections.zerodown.deploy.plugins.module_utils._lock import LockError
-from ansible_collections.zerodown.deploy.plugins.module_utils._module import ModuleError, finish
-from ansible_collections.zerodown.deploy.plugins.module_utils._release import ReleaseError, read_info
+from ansible_collections.zerodown.deploy.plugins.module_utils._module import finish
+from ansible_collections.zerodown.deploy.plugins.module_utils._release import module_errors, read_info
 
 
 def run_module(module: AnsibleModule):
     """module_utils/_release's read of the layout; its domain errors fail the task with their details."""
     warnings = []
     try:
-        result = read_info(module.params['path'], warnings)
-    except ReleaseError as exc:
-        raise ModuleError(exc.msg, exc.details)
-    except (FsError, LockError) as exc:
-        raise ModuleError(str(exc))
-    except OSError as exc:
-        # The traceback as text: ansible-core before 2.19 cannot serialize the exception itself.
-        raise ModuleError('%s: %s' % (type(exc).__name__, exc), {'exception': traceback.format_exc()})
+        with module_errors():
+            result = read_info(module.params['path'], warnings)
     finally:
         for warning in warnings:
             module.warn(warning)
