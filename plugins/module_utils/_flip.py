@@ -33,11 +33,17 @@ How nginx is told which slots serve:
   kernel shows none left on its socket (:func:`unix_connections`, a
   connection still waiting in its backlog included). A tmpfiles.d file puts
   the links back after a reboot.
-* **TCP: server files and a reload.** A link cannot stand for an address, so
-  the upstream includes one server file per slot (the ``nginx_backend``
-  format), ``up`` or ``down``; one reload switches them, and its old workers
-  finish their requests and close their connections before the old slots
-  stop (:class:`DrainWatch`).
+* **TCP: NAT rules, no reload.** The upstream lists N position addresses,
+  ``127.1.0.1:PORT`` .. ``127.1.0.N:PORT``, which nothing binds; the app's
+  nftables table (``zerodown_NAME``, one ``nat`` chain on the ``output``
+  hook) translates each new connection to a position into the address of the
+  slot that serves it. One ``nft -f`` is one transaction, so a connect sees
+  the old rules or the new ones; a connection already open keeps its
+  translation (connection tracking) and finishes on the old slot, which stops
+  once the kernel shows no connection left on its address
+  (:func:`tcp_connections`). The rules live in a file that a oneshot unit
+  loads at boot and after a restart of ``nftables.service`` (whose ``flush
+  ruleset`` would remove them).
 
 The restarts:
 
@@ -56,6 +62,8 @@ from __future__ import annotations
 
 import os
 import re
+import socket
+import struct
 import time
 
 from ansible_collections.zerodown.deploy.plugins.module_utils._bluegreen import wait_drained
@@ -63,6 +71,7 @@ from ansible_collections.zerodown.deploy.plugins.module_utils._fs import FsError
 from ansible_collections.zerodown.deploy.plugins.module_utils._health import NotHealthy, wait_healthy
 from ansible_collections.zerodown.deploy.plugins.module_utils._http import parse_endpoint
 from ansible_collections.zerodown.deploy.plugins.module_utils._names import (
+    POSITION_NET,
     instance_backend,
     instance_listen,
     instance_position,
@@ -70,13 +79,11 @@ from ansible_collections.zerodown.deploy.plugins.module_utils._names import (
     instance_slots,
     instance_units,
     links_tmpfiles,
+    position_rules,
 )
 from ansible_collections.zerodown.deploy.plugins.module_utils._nginx_backend import (
-    DrainWatch,
-    ProcTable,
     file_name,
     parse_servers,
-    read_master_pid,
     read_servers_dir,
     render,
 )
@@ -113,20 +120,62 @@ def unix_connections(paths: list, table: str = UNIX_TABLE) -> dict:
     return counts
 
 
-def wait_unix_drained(paths: list, timeout: float, table: str = UNIX_TABLE, clock=time.monotonic, sleep=time.sleep) -> list:
-    """Wait, bounded, until no connection is left on the Unix sockets ``paths`` (the slots nginx no longer connects to).
+# /proc/net/tcp's states of a connection that can still carry a request to the app: ESTABLISHED (accepted, or in the
+# accept queue) and SYN_RECV. One that either side is closing carries none.
+_OPEN_TCP_STATES = ('01', '03')
+TCP_TABLE = '/proc/net/tcp'
 
-    Returns what was still connected at the timeout, as "PATH (COUNT)" (empty when drained)."""
-    if not paths:
+
+def tcp_connections(addresses: list, table: str = TCP_TABLE) -> dict:
+    """{HOST:PORT: open connections whose local end is that IPv4 address}: the server side of every connection to a slot
+    (what the kernel shows after the position's translation), the listening socket not included."""
+    counts = dict((address, 0) for address in addresses)
+    with open(table, encoding='ascii', errors='replace') as handle:
+        lines = handle.read().splitlines()[1:]
+    for line in lines:
+        fields = line.split()
+        if len(fields) < 4 or fields[3] not in _OPEN_TCP_STATES:
+            continue
+        host, dummy, port = fields[1].partition(':')
+        # The kernel prints the address as the hexadecimal of a host-order read of its network-order bytes.
+        local = '%s:%d' % (socket.inet_ntoa(struct.pack('=I', int(host, 16))), int(port, 16))
+        if local in counts:
+            counts[local] += 1
+    return counts
+
+
+def wait_no_connections(counter, keys: list, timeout: float, clock=time.monotonic, sleep=time.sleep) -> list:
+    """Wait, bounded, until ``counter(keys)`` ({key: connections}) shows none on any of ``keys`` (the slots nginx no
+    longer connects to). Returns what was still connected at the timeout, as "KEY (COUNT)" (empty when drained)."""
+    if not keys:
         return []
 
     def count(dummy):
-        return sum(unix_connections(paths, table).values())
+        return sum(counter(keys).values())
 
     outcome = wait_drained(None, timeout, quiet=DRAIN_INTERVAL, interval=DRAIN_INTERVAL, count=count, clock=clock, sleep=sleep)
     if outcome.drained:
         return []
-    return ['%s (%d)' % (path, n) for path, n in sorted(unix_connections(paths, table).items()) if n]
+    return ['%s (%d)' % (key, n) for key, n in sorted(counter(keys).items()) if n]
+
+
+def wait_unix_drained(paths: list, timeout: float, table: str = UNIX_TABLE, clock=time.monotonic, sleep=time.sleep) -> list:
+    """:func:`wait_no_connections` on the Unix sockets ``paths``."""
+    return wait_no_connections(lambda keys: unix_connections(keys, table), paths, timeout, clock=clock, sleep=sleep)
+
+
+# A rule of a position table: "ip daddr 127.1.0.I tcp dport PORT dnat to 127.0.0.K:PORT" (nft list prints it so too;
+# some versions spell the target "dnat ip to").
+_RULE_RE = re.compile(r'ip daddr %s([0-9]+) tcp dport ([0-9]+) dnat (?:ip )?to 127\.0\.0\.([0-9]+):([0-9]+)' % re.escape(POSITION_NET))
+
+
+def parse_rules(text, port: str) -> dict:
+    """{position: slot} of the rules for ``port`` in ``text`` (a rules file or what ``nft list table`` printed)."""
+    found = {}
+    for match in _RULE_RE.finditer(text or ''):
+        if match.group(2) == port and match.group(4) == port:
+            found[int(match.group(1))] = int(match.group(3))
+    return found
 
 
 def assign(count: int, before: dict, up: list) -> dict:
@@ -147,6 +196,8 @@ def assign(count: int, before: dict, up: list) -> dict:
 
 # The most slots an app can have: 2 x the most instances the roles accept (64).
 MAX_SLOTS = 128
+# nftables' command line (package nftables); the rules file is loaded with it at boot too.
+NFT = '/usr/sbin/nft'
 
 
 class Slots:
@@ -156,18 +207,21 @@ class Slots:
     the app shrank, the live ones can be higher, and they are still found (by their server files and units).
     """
 
-    def __init__(self, name: str, instances: int, listen: str, servers_dir: str, server_options: str = '', tmpfiles=None):
+    def __init__(self, name: str, instances: int, listen: str, servers_dir: str, server_options: str = '', tmpfiles=None,
+                 rules=None):
         self.name = name
         self.instances = int(instances)
         self.listen = listen
         self.servers_dir = servers_dir
         self.server_options = server_options or ''
         self.numbers = instance_slots(self.instances)
-        # A Unix socket: nginx connects through the position links (module docstring).
+        # A Unix socket: nginx connects through the position links; TCP: through the position rules (module docstring).
         self.linked = listen.startswith('/')
         # /run is a tmpfs: tmpfiles.d puts the links back at boot; anywhere else they outlive a reboot themselves.
         self.tmpfiles = tmpfiles if tmpfiles is not None else \
             links_tmpfiles(name) if self.linked and re.match(r'/(var/)?run/', listen) else ''
+        self.rules = None if self.linked else (rules or position_rules(name))
+        self.port = '' if self.linked else listen.rpartition(':')[2]
         head, dummy, tail = os.path.basename(instance_listen(listen, name, '@')).partition('@') if self.linked else ('', '', '')
         self._slot_re = re.compile('^%s([0-9]+)%s$' % (re.escape(head), re.escape(tail)))
 
@@ -194,7 +248,7 @@ class Slots:
                 found[k] = text
         return found
 
-    # -- the position links (Unix sockets) --------------------------------------------------------------
+    # -- the positions: links (Unix sockets) or NAT rules (TCP) -----------------------------------------
 
     def position(self, i: int) -> str:
         return instance_position(self.listen, self.name, i)
@@ -203,7 +257,9 @@ class Slots:
         return instance_listen(self.listen, self.name, k)
 
     def positions(self) -> dict:
-        """{position: the slot its link points at, None for a link to anything else} of the links that exist."""
+        """{position: the slot it sends to (None for a link to anything else)}, as the links or the rules file say."""
+        if not self.linked:
+            return parse_rules(read_text(self.rules.file), self.port)
         found = {}
         for i in range(1, MAX_SLOTS + 1):
             target = read_link(self.position(i))
@@ -213,19 +269,40 @@ class Slots:
             found[i] = int(match.group(1)) if match else None
         return found
 
+    def rules_text(self, mapping: dict) -> str:
+        """TCP: the rules file for {position: slot}: one nft transaction that creates the app's table or empties it, then
+        fills it."""
+        table = 'table ip %s' % self.rules.table
+        rules = ''.join('\t\tip daddr %s tcp dport %s dnat to %s\n' % (self.position(i).rpartition(':')[0], self.port, self.socket_path(k))
+                        for i, k in sorted(mapping.items()))
+        return ('# Managed by zerodown.deploy: the positions of %s (nginx\'s upstream servers) and the slots that serve them, as\n'
+                '# the last restart left them; loaded by %s.\n%s\nflush %s\n%s {\n\tchain positions {\n'
+                '\t\ttype nat hook output priority -100; policy accept;\n%s\t}\n}\n'
+                % (self.name, self.rules.unit, table, table, table, rules))
+
+    def rules_unit_text(self) -> str:
+        """TCP: the oneshot unit that loads the rules file at boot, before nginx, and again after nftables.service restarts."""
+        return ('# Managed by zerodown.deploy: loads the position rules of %s.\n[Unit]\nDescription=Position rules of %s (nginx to '
+                'its live instances)\nAfter=nftables.service\nPartOf=nftables.service\nBefore=nginx.service\n\n[Service]\n'
+                'Type=oneshot\nRemainAfterExit=yes\nExecStart=%s -f %s\n\n[Install]\nWantedBy=multi-user.target nftables.service\n'
+                % (self.name, self.name, NFT, self.rules.file))
+
     def servers(self) -> dict:
         """{server file path: text} nginx's upstream includes with links: positions 1..N, always up."""
         return dict((os.path.join(self.servers_dir, file_name(server)), render(server, self.server_options, down=False))
                     for server in instance_servers(self.listen, self.name, self.instances))
 
     def live(self) -> list:
-        """The slots nginx sends requests to: those a position link points at (Unix) or whose server file says up (TCP,
-        and a Unix install of before the links)."""
+        """The slots nginx sends requests to: those a position points at, or (an install of before the positions, one
+        server file per slot) whose server file says up."""
+        pointed = sorted(set(k for k in self.positions().values() if k is not None))
+        return pointed or self.live_files()
+
+    def connections(self, ks: list) -> tuple:
+        """How to see what is still connected to the slots ``ks``: a counter and its keys for :func:`wait_no_connections`."""
         if self.linked:
-            linked = sorted(set(k for k in self.positions().values() if k is not None))
-            if linked:
-                return linked
-        return self.live_files()
+            return unix_connections, [self.socket_path(k) for k in sorted(ks)]
+        return tcp_connections, [self.socket_path(k) for k in sorted(ks)]
 
     def live_files(self) -> list:
         """The slots whose server file says up."""
@@ -245,20 +322,19 @@ class Slots:
 class Flip:
     """Surge and rolling restarts of :class:`Slots` behind nginx; every change of state is a step of ``systemd``."""
 
-    def __init__(self, slots: Slots, systemd, nginx=None, pid_file: str = '/run/nginx.pid', health_path: str = '/',
-                 host_header=None, ready_timeout: float = 60.0, drain_timeout: float = DEFAULT_DRAIN_TIMEOUT,
-                 probe_timeout: float = PROBE_TIMEOUT, warn=None, table=None, clock=time.monotonic):
+    def __init__(self, slots: Slots, systemd, nginx=None, health_path: str = '/', host_header=None, ready_timeout: float = 60.0,
+                 drain_timeout: float = DEFAULT_DRAIN_TIMEOUT, probe_timeout: float = PROBE_TIMEOUT, warn=None, nft: str = NFT,
+                 clock=time.monotonic):
         self.slots = slots
         self.systemd = systemd
         self.nginx = nginx
-        self.pid_file = pid_file
         self.health_path = health_path or '/'
         self.host_header = host_header
         self.ready_timeout = float(ready_timeout)
         self.drain_timeout = float(drain_timeout)
         self.probe_timeout = probe_timeout
         self.warn = warn or (lambda message: None)
-        self.table = table or ProcTable()
+        self.nft = nft
         self.clock = clock
         self.pids = {}
         self.result = {'live_before': [], 'live_after': [], 'started': [], 'stopped': [], 'drains': [], 'reloads': 0,
@@ -289,27 +365,10 @@ class Flip:
 
     # -- nginx ------------------------------------------------------------------------------------------
 
-    def write_states(self, up: list) -> dict:
-        """Where nginx will send requests, without telling nginx: the links point at ``up`` (Unix), or the server files
-        say the slots ``up`` up, the others of 1..2N down, any other slot's file gone (TCP). Returns the previous server
-        file texts (to put back)."""
-        if self.slots.linked:
-            self.point(assign(self.slots.instances, self.slots.positions(), list(up)))
-            return {}
-        previous = {}
-        os.makedirs(self.slots.servers_dir, mode=0o755, exist_ok=True)
-        present = self.slots.files()
-        for k in sorted(set(self.slots.numbers) | set(up) | set(present)):
-            path = self.slots.file(k)
-            previous[path] = present.get(k)
-            text = self.slots.text(k, True) if k in up else self.slots.text(k, False) if k in self.slots.numbers else None
-            if previous[path] == text:
-                continue
-            if text is None:
-                os.unlink(path)
-            else:
-                atomic_write(path, text, mode=0o644)
-        return previous
+    def write_states(self, up: list) -> None:
+        """Point the positions at the slots ``up`` without telling nginx (a first start: the nginx_upstream step writes the
+        site of the positions next)."""
+        self.point(assign(self.slots.instances, self.slots.positions(), list(up)))
 
     def _restore(self, previous: dict) -> None:
         for path, text in previous.items():
@@ -322,8 +381,12 @@ class Flip:
                 atomic_write(path, text, mode=0o644)
 
     def point(self, mapping: dict) -> list:
-        """Each position link at its slot's socket ({position: slot}), by a rename (atomic: a connect() sees the old link or
-        the new one); links of positions above N removed; the tmpfiles.d file updated. Returns the positions moved."""
+        """Each position at its slot ({position: slot}), positions above N gone. Returns the positions moved."""
+        return self._point_links(mapping) if self.slots.linked else self._point_rules(mapping)
+
+    def _point_links(self, mapping: dict) -> list:
+        """Each position link at its slot's socket, by a rename (atomic: a connect() sees the old link or the new one); the
+        tmpfiles.d file updated."""
         moved = []
         for i, k in sorted(mapping.items()):
             path = self.slots.position(i)
@@ -342,9 +405,51 @@ class Flip:
                 atomic_write(self.slots.tmpfiles, text, mode=0o644)
         return moved
 
+    def _nft(self, args: list):
+        """None when ``nft ARGS`` succeeded, else its message."""
+        rc, out, err = self.systemd.call([self.nft] + list(args))
+        return None if rc == 0 else ((err or '') + (out or '')).strip() or 'nft exited %d' % rc
+
+    def loaded_rules(self) -> dict:
+        """TCP: {position: slot} as the kernel has them now ({} without the app's table)."""
+        rc, out, dummy = self.systemd.call([self.nft, 'list', 'table', 'ip', self.slots.rules.table])
+        return parse_rules(out, self.slots.port) if rc == 0 else {}
+
+    def _point_rules(self, mapping: dict) -> list:
+        """The rules file for ``mapping``, checked by ``nft -c`` before it replaces the old one, then loaded (one
+        transaction); a file and table that say so already are left alone. The boot unit is installed with the first file."""
+        rules = self.slots.rules
+        before = self.slots.positions()
+        text = self.slots.rules_text(mapping)
+        previous = read_text(rules.file)
+        if previous == text:
+            # The file is right; the kernel may have lost the table (a "flush ruleset" of nftables.service's restart).
+            before = self.loaded_rules()
+            if before == mapping:
+                return []
+        os.makedirs(os.path.dirname(rules.file), mode=0o755, exist_ok=True)
+        staged = rules.file + '.new'
+        atomic_write(staged, text, mode=0o644)
+        failure = self._nft(['-c', '-f', staged])
+        if failure is not None:
+            os.unlink(staged)
+            raise FlipError('nft refused the position rules of %s (%s): %s; nothing changed' % (self.slots.name, rules.file, failure))
+        os.replace(staged, rules.file)
+        failure = self._nft(['-f', rules.file])
+        if failure is not None:
+            self._restore({rules.file: previous})
+            raise FlipError('nft could not load the position rules of %s: %s; the rules file is back as it was'
+                            % (self.slots.name, failure))
+        unit_text = self.slots.rules_unit_text()
+        if read_text(rules.unit_file) != unit_text:
+            # Read at the next boot (or daemon-reload): no daemon-reload now, which would keep PID 1 busy while the app serves.
+            atomic_write(rules.unit_file, unit_text, mode=0o644)
+            self.systemd.run('enable', [rules.unit], extra=('--no-reload',))
+        return sorted(set(i for i in set(mapping) | set(before) if before.get(i) != mapping.get(i)))
+
     def _sync_servers(self) -> bool:
-        """Links: nginx's server files are the N positions (after a change of N, or an install of before the links, which
-        had one file per slot): write them, ``nginx -t``, reload. False when they were right already (no reload)."""
+        """nginx's server files are the N positions (after a change of N, or an install of before the positions, which had
+        one file per slot): write them, ``nginx -t``, reload. False when they were right already (no reload)."""
         wanted = self.slots.servers()
         present = read_servers_dir(self.slots.servers_dir) if os.path.isdir(self.slots.servers_dir) else {}
         present = dict((os.path.join(self.slots.servers_dir, name), text) for name, text in present.items())
@@ -363,7 +468,7 @@ class Flip:
             failure = self.nginx.reload()
         if failure is not None:
             self._restore(previous)
-            raise FlipError('nginx refused the upstream of %d position link(s): %s; the server files are back as they were'
+            raise FlipError('nginx refused the upstream of %d position(s): %s; the server files are back as they were'
                             % (self.slots.instances, failure))
         self.result['reloads'] += 1
         return True
@@ -379,56 +484,27 @@ class Flip:
         step['ready'] = step['returned'] if done else None
         self.result['drains'].append({'up': list(up), 'done': done, 'seconds': round(seconds, 3), 'remaining': list(remaining)})
 
-    def _relink(self, up: list, drain: bool, sync: bool = True) -> None:
-        """Links: the positions at the slots ``up``; (``sync``) the server files the positions, reloading only if they were
-        not; (``drain``) then wait until no connection is left on the slots nobody points at any more."""
-        step = self.systemd.record(['nginx', 'link', ','.join(str(k) for k in up)], [self.slots.units(k).service for k in up])
+    def route(self, up: list, drain: bool = True) -> None:
+        """nginx sends new connections to the slots ``up`` only (the positions move; nginx is not reloaded unless its server
+        files were not the positions yet), and (``drain``) nothing is left on the slots no position points at any more."""
+        step = self.systemd.record(['nginx', 'link' if self.slots.linked else 'nat', ','.join(str(k) for k in up)],
+                                   [self.slots.units(k).service for k in up])
         before = self.slots.positions()
         out = set(k for k in before.values() if k is not None) if before else set(self.slots.live_files())
         out -= set(up)
         try:
             self.point(assign(self.slots.instances, before, list(up)))
-            if sync:
-                self._sync_servers()
+            self._sync_servers()
         except (OSError, FsError, FlipError) as exc:
             self._failed(step)
             raise FlipError(str(exc))
         started = self.clock()
-        remaining = wait_unix_drained([self.slots.socket_path(k) for k in sorted(out)], self.drain_timeout, clock=self.clock) \
-            if drain else []
+        remaining = wait_no_connections(*self.slots.connections(out), timeout=self.drain_timeout, clock=self.clock) \
+            if drain and out else []
         self._routed(step, up, not remaining, self.clock() - started, remaining)
         if remaining:
             self.warn('connections still open to the slot(s) taken out after %g s: %s (long requests, or WebSockets); going on'
                       % (self.drain_timeout, ', '.join(remaining)))
-
-    def route(self, up: list, drain: bool = True) -> None:
-        """nginx sends requests to the slots ``up`` only, and (``drain``) nothing is left on the others.
-
-        Links: move them, no reload. TCP: write the server files, ``nginx -t``, reload, and wait until the workers of before
-        the reload, the only ones that could still send a request elsewhere, have exited."""
-        if self.slots.linked:
-            self._relink(up, drain)
-            return
-        step = self.systemd.record(['nginx', 'route', ','.join(str(k) for k in up)], [self.slots.units(k).service for k in up])
-        master = read_master_pid(self.pid_file)
-        old = self.table.children(master)
-        previous = self.write_states(up)
-        failure = self.nginx.test()
-        if failure is None:
-            failure = self.nginx.reload()
-        if failure is not None:
-            self._restore(previous)
-            self._failed(step)
-            raise FlipError('nginx refused the new upstream (slots %s up): %s; the server files are back as they were'
-                            % (up, failure))
-        self.result['reloads'] += 1
-        watch = DrainWatch(self.table, self.pid_file, master, old)
-        outcome = watch.wait(self.drain_timeout, old_must_exit=drain)
-        self._routed(step, up, outcome.done, outcome.seconds, outcome.remaining)
-        if not outcome.done:
-            self.warn('%d nginx worker(s) from before the reload (PIDs %s) were still running after %g s (long requests, or '
-                      'WebSockets: see nginx\'s worker_shutdown_timeout); going on' % (
-                          len(outcome.remaining), ', '.join(str(pid) for pid in outcome.remaining), self.drain_timeout))
 
     # -- systemd ----------------------------------------------------------------------------------------
 
@@ -540,15 +616,12 @@ class Flip:
         if missing:
             self.start(missing)
             self.result['changed'] = True
-        if self.slots.linked:
-            # Links first, so that a site of position links (the nginx_upstream step's, or route_now's) never meets a
-            # missing one; an install of before the links gets them here.
-            moved = self.point(assign(self.slots.instances, self.slots.positions(), live))
-            reloaded = self._sync_servers() if route_now else False
-            if moved or reloaded:
-                self.result['changed'] = True
-        elif route_now and missing:
-            self.route(live, drain=False)
+        # Positions first, so that a site of positions (the nginx_upstream step's, or route_now's) never meets a missing
+        # one; an install of before the positions gets them here.
+        moved = self.point(assign(self.slots.instances, self.slots.positions(), live))
+        reloaded = self._sync_servers() if route_now else False
+        if moved or reloaded:
+            self.result['changed'] = True
         leftovers = [k for k in running if k not in live]
         if leftovers:
             self.stop(leftovers)

@@ -95,3 +95,21 @@ def check_host(run_command, which, user: str, proc: str = '/proc', os_release_pa
 
 def problems_message(problems: list) -> str:
     return 'this host cannot be deployed to, and nothing on it was changed: %s.' % '; '.join(problems)
+
+
+APT_ENV = {'DEBIAN_FRONTEND': 'noninteractive', 'LC_ALL': 'C'}
+
+
+def installed_packages(run_command, names: list) -> list:
+    """The Debian packages of ``names`` that are installed."""
+    dummy, out, dummy = run_command(['dpkg-query', '--show', '--showformat=${Package} ${db:Status-Status}\\n'] + list(names))
+    return [line.split()[0] for line in out.splitlines() if line.strip().endswith(' installed')]
+
+
+def install_package(run_command, package: str) -> t.Optional[str]:
+    """``apt-get update`` and ``apt-get install PACKAGE``: None when both passed, else what failed and its last output."""
+    for argv in (['apt-get', 'update', '-q'], ['apt-get', 'install', '-y', '-q', package]):
+        rc, out, err = run_command(argv, environ_update=APT_ENV)
+        if rc != 0:
+            return '%s failed with rc %d: %s' % (' '.join(argv), rc, (err or out).strip()[-1500:])
+    return None

@@ -29,6 +29,10 @@ UNIT_STAGING_DIR = '/var/lib/zerodown/units'
 # older ones, so this path works on both (proxy mode's units run it).
 SOCKET_PROXYD = '/lib/systemd/systemd-socket-proxyd'
 NGINX_STAGING_DIR = '/var/lib/zerodown/nginx'
+# Layout instances on TCP: position i of an app on PORT is POSITION_NET + i:PORT, which no process binds (127/8 is all
+# loopback); the app's NAT rules, kept in POSITION_RULES_DIR, send its connections to a slot.
+POSITION_NET = '127.1.0.'
+POSITION_RULES_DIR = '/etc/zerodown'
 
 
 def service_units(name: str, instances: int) -> list:
@@ -126,29 +130,47 @@ def instance_backend(listen: str, name: str, k: int) -> str:
 
 
 def instance_position(listen: str, name: str, i: int) -> str:
-    """Layout ``instances`` on a Unix socket: the link nginx connects to for position i (1 .. N) of the upstream.
+    """Layout ``instances``: where nginx connects for position i (1 .. N) of the upstream.
 
-    /run/NAME/NAME.sock gives /run/NAME/NAME-live-i.sock, a symbolic link to the socket of the slot that serves
-    position i. Moving a link (a rename) takes a slot out of rotation without an nginx reload: every new connection
-    resolves the link again, the connections already open finish on the old slot.
+    On a Unix socket, /run/NAME/NAME.sock gives /run/NAME/NAME-live-i.sock, a symbolic link to the socket of the slot
+    that serves position i. On TCP, 127.0.0.1:PORT gives 127.1.0.i:PORT, an address nothing binds: the kernel
+    translates each new connection to it to the serving slot's address (a NAT rule of the app's nftables table).
+    Moving a link (a rename) or the rule (one nft transaction) takes a slot out of rotation without an nginx reload:
+    every new connection goes to the new slot, the connections already open finish on the old one.
     """
+    if not listen.startswith('/'):
+        dummy, dummy, port = listen.rpartition(':')
+        return '%s%d:%s' % (POSITION_NET, int(i), port)
     directory, base = os.path.split(listen)
     stem = base[:-len('.sock')] if base.endswith('.sock') else base
     return os.path.join(directory, '%s-live-%d.sock' % (stem, int(i)))
 
 
 def instance_servers(listen: str, name: str, instances: int) -> list:
-    """Layout ``instances``: nginx's upstream servers. On a Unix socket, the N position links (never reloaded for a
-    restart); on TCP, the 2N slots themselves (a restart marks them up and down, and reloads)."""
-    if listen.startswith('/'):
-        return ['unix:' + instance_position(listen, name, i) for i in range(1, int(instances) + 1)]
-    return [instance_backend(listen, name, k) for k in instance_slots(instances)]
+    """Layout ``instances``: nginx's upstream servers, the N positions (never reloaded for a restart)."""
+    positions = [instance_position(listen, name, i) for i in range(1, int(instances) + 1)]
+    return ['unix:' + path for path in positions] if listen.startswith('/') else positions
 
 
 def links_tmpfiles(name: str) -> str:
     """Layout ``instances`` on a Unix socket: the tmpfiles.d file that puts the position links back after a reboot (/run is
     a tmpfs)."""
     return '/etc/tmpfiles.d/zerodown-%s-links.conf' % name
+
+
+class PositionRules:
+    """Layout ``instances`` on TCP: the nftables table that maps the positions to slots, the file it is kept in, and the
+    unit that loads that file at boot and after a restart of nftables.service (whose ``flush ruleset`` removes it)."""
+
+    def __init__(self, name: str):
+        self.table = 'zerodown_%s' % nginx_id(name)
+        self.file = os.path.join(POSITION_RULES_DIR, '%s-positions.nft' % name)
+        self.unit = 'zerodown-%s-positions.service' % name
+        self.unit_file = os.path.join('/etc/systemd/system', self.unit)
+
+
+def position_rules(name: str) -> PositionRules:
+    return PositionRules(name)
 
 
 def proxy_unit_files(name: str) -> list:
@@ -222,6 +244,8 @@ def app_names(name: str, instances: int = 1, mode: str = 'socket', ports=(8001, 
         'instance_backends': dict((k, instance_backend(listen, name, k)) for k in instance_slots(instances)) if slotted and listen else {},
         'instance_servers': instance_servers(listen, name, instances) if slotted and listen else [],
         'links_tmpfiles': links_tmpfiles(name),
+        'position_rules': position_rules(name).file,
+        'position_unit': position_rules(name).unit,
         'instance_sockets': [instance_units(name, k).socket for k in instance_slots(instances)] if slotted else [],
         'instance_socket_file': instance_socket_file(name),
         'instance_listen': instance_listen(listen, name, '%i') if listen else '',

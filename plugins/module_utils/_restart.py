@@ -401,7 +401,7 @@ class Action:
         settings = self.settings
         slots = settings.slots
         flip = Flip(Slots(settings.service, settings.instances, slots['listen'], slots['servers_dir'], slots['server_options']),
-                    self.systemd, nginx=Nginx(slots['nginx_binary'], self.systemd, slots['nginx_service']), pid_file=slots['pid_file'],
+                    self.systemd, nginx=Nginx(slots['nginx_binary'], self.systemd, slots['nginx_service']),
                     health_path=settings.health_path, host_header=settings.host_header, ready_timeout=settings.ready_timeout,
                     drain_timeout=slots['drain_timeout'], probe_timeout=min(settings.timeout, PROBE_TIMEOUT), warn=self.warn)
         self.ran = True

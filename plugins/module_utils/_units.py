@@ -326,6 +326,9 @@ class Rollout:
                 # Nothing routed to the slots yet: start N of them (not those a shared layout still runs) and write their
                 # server files; the nginx_upstream step points the site at them.
                 busy = flip.running() + [self.slot_of(unit) for unit in self.legacy]
+                if self.legacy:
+                    # On TCP the shared socket may hold the address of a slot (127.0.0.1:PORT is slot 1's) until it retires.
+                    busy += [k for k in flip.slots.numbers if flip.slots.socket_path(k) == flip.slots.listen]
                 new = [k for k in flip.slots.numbers if k not in busy][:flip.slots.instances]
                 flip.start(new)
                 flip.write_states(new)

@@ -150,23 +150,11 @@ import os
 
 from ansible.module_utils.basic import AnsibleModule
 
+from ansible_collections.zerodown.deploy.plugins.module_utils._host import install_package, installed_packages
 from ansible_collections.zerodown.deploy.plugins.module_utils._module import ModuleError, finish
 from ansible_collections.zerodown.deploy.plugins.module_utils._nginx import SiteError, Site, socket_problems, mirror_test
 from ansible_collections.zerodown.deploy.plugins.module_utils._nginx_backend import BackendError, DrainWatch, ProcTable, parse_servers, read_master_pid
 from ansible_collections.zerodown.deploy.plugins.module_utils._systemd import Systemd, SystemdError
-
-
-def installed_packages(module, names: list) -> list:
-    rc, out, dummy = module.run_command(['dpkg-query', '--show', '--showformat=${Package} ${db:Status-Status}\\n'] + names)
-    return [line.split()[0] for line in out.splitlines() if line.strip().endswith(' installed')]
-
-
-def install_nginx(module, package: str) -> None:
-    env = {'DEBIAN_FRONTEND': 'noninteractive', 'LC_ALL': 'C'}
-    for argv in (['apt-get', 'update', '-q'], ['apt-get', 'install', '-y', '-q', package]):
-        rc, out, err = module.run_command(argv, environ_update=env)
-        if rc != 0:
-            raise SiteError('nginx_upstream: %s failed with rc %d: %s' % (' '.join(argv), rc, (err or out).strip()[-1500:]))
 
 
 def serving_sockets(sockets: list, site: Site) -> list:
@@ -181,12 +169,14 @@ def serving_sockets(sockets: list, site: Site) -> list:
 def apply_site(module) -> dict:
     params = module.params
     result = {'changed': False, 'changed_files': [], 'changed_servers': [], 'installed_package': None, 'reloaded': False}
-    if not installed_packages(module, [params['package']] + params['alternatives']):
+    if not installed_packages(module.run_command, [params['package']] + params['alternatives']):
         result['installed_package'] = params['package']
         result['changed'] = True
         if module.check_mode:
             return result
-        install_nginx(module, params['package'])
+        failure = install_package(module.run_command, params['package'])
+        if failure is not None:
+            raise SiteError('nginx_upstream: ' + failure)
     site = Site(params['name'], params['files'], params['main_config'], params['staging_dir'], params['servers_dir'], params['servers'],
                 keep_states=params['keep_server_states'])
     problems = socket_problems(serving_sockets(params['sockets'], site), params['user'])

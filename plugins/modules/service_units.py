@@ -56,9 +56,13 @@ options:
     description:
       - V(socket), the app takes the one socket (all instances share it); V(proxy), systemd-socket-proxyd in front of two slots;
         V(instances), every instance is a slot C(NAME@K) with its own socket behind nginx (see O(slots)).
-      - With V(instances), the slots that nginx sends requests to are the live ones, that is the ones nginx's position links point at (a Unix
-        socket), or whose server files are C(up) (TCP). A first start starts N slots and points the links at them (Unix; a tmpfiles.d
-        file puts the links back at boot) or writes their server files (TCP); the nginx_upstream role then points the site at them.
+      - With V(instances), the slots that nginx sends requests to are the live ones, that is the ones nginx's N positions point at.
+        On a Unix socket a position is a symbolic link to a slot's socket (a tmpfiles.d file puts the links back at boot). On TCP it
+        is an address C(127.1.0.I:PORT) that nothing binds, and a NAT rule of the app's nftables table C(zerodown_NAME) sends its
+        new connections to a slot; the rules file C(/etc/zerodown/NAME-positions.nft) is checked with C(nft -c) before it replaces
+        the old one, and the unit C(zerodown-NAME-positions.service) loads it at boot and after a restart of C(nftables.service).
+        The Debian package C(nftables) is installed when missing. A first start starts N slots and points the positions at them;
+        the nginx_upstream role then points the site at the positions.
         A changed unit goes live with a surge (new slots beside the live ones, nginx moved to them, the old slots drained and stopped). While the one socket of
         the other layout still serves, it keeps serving; RV(legacy_units) names what to stop once nginx moved off it.
     type: str
@@ -149,23 +153,19 @@ options:
         type: str
         required: true
       servers_dir:
-        description: nginx's directory of one server file per slot.
+        description: nginx's directory of one server file per position.
         type: path
         required: true
       server_options:
         description: Parameters of every server line.
         type: str
         default: ''
-      pid_file:
-        description: nginx's pid file.
-        type: path
-        default: /run/nginx.pid
       nginx_service:
         description: nginx's unit.
         type: str
         default: nginx
       drain_timeout:
-        description: Seconds to wait for a slot taken out to drain (its last connection closed, or the workers of before a reload exited).
+        description: Seconds to wait for a slot taken out to drain (its last connection closed).
         type: float
         default: 60
   proxy:
@@ -208,6 +208,10 @@ EXAMPLES = r"""
 """
 
 RETURN = r"""
+installed_package:
+  description: V(nftables) when it was installed (would be, in check mode) for an app on a TCP address, else V(null).
+  returned: always
+  type: str
 changed_units:
   description: The unit files that differed from the installed ones (installed unless in check mode).
   returned: always
@@ -273,10 +277,13 @@ from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.zerodown.deploy.plugins.module_utils._bluegreen import Switch
 from ansible_collections.zerodown.deploy.plugins.module_utils._flip import Flip, Slots
+from ansible_collections.zerodown.deploy.plugins.module_utils._host import install_package, installed_packages
 from ansible_collections.zerodown.deploy.plugins.module_utils._nginx_backend import Nginx
 from ansible_collections.zerodown.deploy.plugins.module_utils._module import ModuleError, finish
 from ansible_collections.zerodown.deploy.plugins.module_utils._systemd import Systemd
 from ansible_collections.zerodown.deploy.plugins.module_utils._units import Rollout, Spec, UnitsError
+
+NFTABLES_PACKAGE = 'nftables'
 
 
 def slot_flip(module: AnsibleModule, spec: Spec, systemd: Systemd) -> Flip:
@@ -284,8 +291,24 @@ def slot_flip(module: AnsibleModule, spec: Spec, systemd: Systemd) -> Flip:
     slots = module.params['slots']
     nginx = Nginx(module.get_bin_path('nginx', opt_dirs=['/usr/sbin']) or '/usr/sbin/nginx', systemd, slots['nginx_service'])
     return Flip(Slots(spec.name, slots['instances'], slots['listen'], slots['servers_dir'], slots['server_options']), systemd,
-                nginx=nginx, pid_file=slots['pid_file'], health_path=spec.health_path or '/', ready_timeout=spec.ready_timeout,
+                nginx=nginx, health_path=spec.health_path or '/', ready_timeout=spec.ready_timeout,
                 drain_timeout=slots['drain_timeout'], warn=module.warn)
+
+
+def ensure_nftables(module: AnsibleModule) -> bool:
+    """Layout instances on TCP: nftables' rules carry nginx's positions to the slots; installed when missing. True when it
+    was (or, in check mode, would be)."""
+    slots = module.params['slots'] or {}
+    if module.params['mode'] != 'instances' or str(slots.get('listen', '/')).startswith('/'):
+        return False
+    if installed_packages(module.run_command, [NFTABLES_PACKAGE]):
+        return False
+    if not module.check_mode:
+        failure = install_package(module.run_command, NFTABLES_PACKAGE)
+        if failure is not None:
+            raise ModuleError('socket_service: %s is needed for an app on a TCP address (nginx reaches its instances through '
+                              'NAT rules), and installing it failed: %s' % (NFTABLES_PACKAGE, failure))
+    return True
 
 
 def run_module(module: AnsibleModule):
@@ -304,9 +327,12 @@ def run_module(module: AnsibleModule):
         def flip_factory():
             return slot_flip(module, spec, systemd)
 
+        installed = ensure_nftables(module)
         rollout = Rollout(spec, systemd, check_mode=module.check_mode, switch_factory=switch_factory, warn=module.warn,
                           flip_factory=flip_factory)
         result = rollout.run()
+        result['installed_package'] = NFTABLES_PACKAGE if installed else None
+        result['changed'] = result['changed'] or installed
     except UnitsError as exc:
         raise ModuleError(exc.msg, rollout.result if rollout else None)
     if module._diff:
@@ -343,7 +369,6 @@ def main() -> None:
                 listen=dict(type='str', required=True),
                 servers_dir=dict(type='path', required=True),
                 server_options=dict(type='str', default=''),
-                pid_file=dict(type='path', default='/run/nginx.pid'),
                 nginx_service=dict(type='str', default='nginx'),
                 drain_timeout=dict(type='float', default=60),
             )),

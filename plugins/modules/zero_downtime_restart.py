@@ -72,13 +72,13 @@ options:
         that are not live (C(NAME@K.service), each on its own socket), waits until each answers O(health_path) on its own socket,
         then routes nginx to them in one step, waits until nothing is left connected to the old slots, and stops them. On a Unix
         socket the step moves nginx's position links (C(NAME-live-I.sock), one per instance) to the new slots' sockets, without an
-        nginx reload (a reload closes the clients' idle keep-alive connections); the drain ends when the kernel shows no connection
-        left on an old slot's socket. On TCP the step marks the new slots up and the old ones down in nginx's server files in one
-        reload, and the drain waits until the workers of before the reload have exited. No request reaches a process
+        nginx reload (a reload closes the clients' idle keep-alive connections); on TCP it loads the NAT rules that send nginx's
+        positions (C(127.1.0.I:PORT)) to the new slots, one C(nft) transaction, also without a reload. The drain ends when the
+        kernel shows no connection left on an old slot's socket or address. No request reaches a process
         that is starting or stopping, whatever the app server does on C(SIGTERM). New slots that do not come up are stopped again
         and the live ones keep serving. See RV(surge).
       - V(drain_rolling) is the same layout without the memory for a surge (O(instances) 2 or more). One live slot at a time is
-        taken out (its link points at another live slot, or its server file says down), drained, restarted, probed and put back.
+        taken out (its position points at another live slot), drained, restarted, probed and put back.
     type: str
     choices: [auto, restart, rolling, reload, command, blue_green, surge, drain_rolling]
     default: auto
@@ -223,17 +223,13 @@ options:
         type: str
         required: true
       servers_dir:
-        description: nginx's directory of one server file per slot.
+        description: nginx's directory of one server file per position.
         type: path
         required: true
       server_options:
         description: Parameters of every server line.
         type: str
         default: ''
-      pid_file:
-        description: nginx's pid file.
-        type: path
-        default: /run/nginx.pid
       nginx_service:
         description: nginx's unit.
         type: str
@@ -243,8 +239,8 @@ options:
         type: path
         default: /usr/sbin/nginx
       drain_timeout:
-        description: Seconds to wait for a slot taken out to drain (its last connection closed, or the workers of before a reload
-          exited); after it the restart warns and goes on.
+        description: Seconds to wait for a slot taken out to drain (its last connection closed); after it the restart warns and
+          goes on.
         type: float
         default: 60
   max_latency_ratio:
@@ -589,12 +585,13 @@ surge:
       type: list
       elements: int
     drains:
-      description: Each change of where nginx sends requests (a link move or a reload), with the slots up, whether the slots taken
+      description: Each change of where nginx sends requests (a link move or new NAT rules), with the slots up, whether the slots taken
         out drained (C(done)) and after how many seconds, and what was still connected (C(remaining)).
       type: list
       elements: dict
     reloads:
-      description: How many times nginx was reloaded (0 for a restart on a Unix socket, unless the number of instances changed).
+      description: How many times nginx was reloaded (0 unless the number of instances changed, or the server files were not the
+        positions yet).
       type: int
 slowest:
   description: The slowest request during the action, with C(latency_ms), C(at_s) (after the load began), and the C(step) that ran.
@@ -700,7 +697,6 @@ def main() -> None:
                 listen=dict(type='str', required=True),
                 servers_dir=dict(type='path', required=True),
                 server_options=dict(type='str', default=''),
-                pid_file=dict(type='path', default='/run/nginx.pid'),
                 nginx_service=dict(type='str', default='nginx'),
                 nginx_binary=dict(type='path', default='/usr/sbin/nginx'),
                 drain_timeout=dict(type='float', default=60),

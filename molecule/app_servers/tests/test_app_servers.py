@@ -6,7 +6,10 @@
 zd-app_servers-uvicorn runs tests/apps/hello_asgi.py under Debian's uvicorn
 (on SIGTERM it closes the connections it accepted but had not read from);
 zd-app_servers-node runs tests/apps/tutorial_node.js under Debian's nodejs
-(keep-alive 65 s, server.close() and closeIdleConnections() on SIGTERM).
+(keep-alive 65 s, server.close() and closeIdleConnections() on SIGTERM), on
+TCP: app_listen 127.0.0.1:8000, so its instances are on 127.0.0.K:8000 and
+nginx connects to positions 127.1.0.I:8000 that the app's NAT rules send to
+the live instances (Unix sockets use links instead; uvicorn's host has them).
 converge.yml installed v1 as one instance on one shared socket
 (app_surge: false). The tests run in file order and build on each other,
 each deploy under a separate GET+POST load through nginx for the whole
@@ -30,6 +33,7 @@ separate load, and its slowest request must stay within the bound the deploy
 enforces (app_verify_max_latency_factor x the steady p99 + app_verify_latency_allowance_ms).
 """
 import os
+import re
 
 from zd_scenario import during, failures, load_vars, new_report, ok, podman_exec, podman_inventory, report_files  # pylint: disable=import-error
 from zd_scenario import nginx_workers, run_playbook, said, source_tree  # pylint: disable=import-error
@@ -44,8 +48,9 @@ SOURCES = "/tmp/zd-app_servers-sources"
 # The inventory's host variables (molecule.yml has the same).
 HOST_VARS = {
     "zd-%s-uvicorn" % NAME: {"app_exec_start": "/usr/bin/python3 -m uvicorn --fd 3 --app-dir {{ app_current_path }} hello_asgi:app"},
-    "zd-%s-node" % NAME: {"app_exec_start": "/usr/bin/node {{ app_current_path }}/tutorial_node.js"},
+    "zd-%s-node" % NAME: {"app_exec_start": "/usr/bin/node {{ app_current_path }}/tutorial_node.js", "app_listen": "127.0.0.1:8000"},
 }
+UNIX_HOST, TCP_HOST = "zd-%s-uvicorn" % NAME, "zd-%s-node" % NAME
 BASE = "/srv/shop"
 NGINX = "http://127.0.0.1:80"
 SERVER_NAME = "shop.test"
@@ -126,11 +131,24 @@ def assert_deployed_without_a_failed_request(proc, loads, release, mode, instanc
     assert "0 failed" in said(proc)
 
 
+def position_rules(container):
+    """{position: slot} of the app's NAT rules in the kernel (nft list), {} without its table."""
+    listed = podman_exec(container, "nft", "list", "table", "ip", "zerodown_shop")
+    found = re.findall(r"ip daddr 127\.1\.0\.(\d+) tcp dport 8000 dnat (?:ip )?to 127\.0\.0\.(\d+):8000", listed.stdout)
+    return dict((int(i), int(k)) for i, k in found)
+
+
+def upstream_servers(container):
+    listed = podman_exec(container, "sh", "-c", "cat /etc/nginx/conf.d/shop.servers/*").stdout
+    return sorted(re.findall(r"server (\S+)", listed))
+
+
 def test_v1_runs_on_one_shared_socket(host):
     for container in HOST_VARS:
         assert served_by(container, SERVER_NAME)["release"] == "v1"
         assert live_units(container) == ["shop.service"]
-        assert podman_exec(container, "test", "-S", "/run/shop/shop.sock").returncode == 0
+    assert podman_exec(UNIX_HOST, "test", "-S", "/run/shop/shop.sock").returncode == 0
+    assert podman_exec(TCP_HOST, "systemctl", "show", "--property=Listen", "--value", "shop.socket").stdout.split() == ["127.0.0.1:8000"]
 
 
 def test_v2_moves_to_one_socket_per_instance_under_load_with_zero_failed(background_load):
@@ -140,12 +158,19 @@ def test_v2_moves_to_one_socket_per_instance_under_load_with_zero_failed(backgro
     for container in HOST_VARS:
         # The shared socket's service was drained and stopped once nginx had moved off it.
         assert podman_exec(container, "systemctl", "is-active", "shop.service").stdout.strip() != "active"
+    # On TCP nginx connects to a position, which the NAT rules send to the live slot (not 1: the shared socket held
+    # 127.0.0.1:8000 while it still served); the unit that loads the rules at boot is enabled.
+    live = [int(unit.split("@")[1].split(".")[0]) for unit in live_units(TCP_HOST)]
+    assert upstream_servers(TCP_HOST) == ["127.1.0.1:8000"] and position_rules(TCP_HOST) == {1: live[0]} and live != [1], live
+    assert podman_exec(TCP_HOST, "systemctl", "is-enabled", "zerodown-shop-positions.service").stdout.strip() == "enabled"
 
 
 def test_v3_surges_two_instances_under_load_with_zero_failed(background_load):
     before = dict((container, main_pids(container)) for container in HOST_VARS)
     proc, loads = deploy_under_load(background_load, "v3", keep_alive=False, app_instances=2)
     assert_deployed_without_a_failed_request(proc, loads, "v3", "surge", 2, before)
+    live = sorted(int(unit.split("@")[1].split(".")[0]) for unit in live_units(TCP_HOST))
+    assert upstream_servers(TCP_HOST) == ["127.1.0.1:8000", "127.1.0.2:8000"] and sorted(position_rules(TCP_HOST).values()) == live
 
 
 def test_v4_restarts_two_instances_one_at_a_time_under_load_with_zero_failed(background_load):

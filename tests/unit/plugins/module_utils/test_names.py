@@ -49,3 +49,14 @@ def test_app_names_of_the_instances_layout():
     other = names.app_names('shop', 2, 'socket', listen='/run/shop/shop.sock')
     assert other['instance_slots'] == [] and other['instance_backends'] == {} and other['service_unit_file'] == 'shop@.service'
     assert names.app_names('shop', 1)['running_units'] == ['shop.service']
+
+
+def test_instances_layout_nginx_connects_to_n_positions_on_a_unix_socket_and_on_tcp():
+    assert names.instance_servers('/run/shop/shop.sock', 'shop', 2) == ['unix:/run/shop/shop-live-1.sock', 'unix:/run/shop/shop-live-2.sock']
+    # On TCP a position is an address no slot binds (slots are 127.0.0.K); the app's NAT rules send it to a slot.
+    assert names.instance_servers('127.0.0.1:8000', 'shop', 2) == ['127.1.0.1:8000', '127.1.0.2:8000']
+    rules = names.position_rules('my-shop')
+    assert rules.table == 'zerodown_my_shop'
+    assert rules.file == '/etc/zerodown/my-shop-positions.nft'
+    assert rules.unit_file == '/etc/systemd/system/zerodown-my-shop-positions.service'
+    assert names.app_names('shop', 1, 'instances', listen='127.0.0.1:8000')['position_unit'] == 'zerodown-shop-positions.service'
