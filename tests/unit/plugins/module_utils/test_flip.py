@@ -25,7 +25,7 @@ from http.server import ThreadingHTTPServer
 import pytest
 
 from ansible_collections.zerodown.deploy.plugins.module_utils import _flip as flip_mod
-from ansible_collections.zerodown.deploy.plugins.module_utils._nginx_backend import parse_servers, read_servers_dir
+from ansible_collections.zerodown.deploy.plugins.module_utils._nginx_backend import read_servers_dir
 from ansible_collections.zerodown.deploy.plugins.module_utils._systemd import Systemd
 
 from ansible_collections.zerodown.deploy.tests.unit.conftest import UnixHTTPServer, handler
