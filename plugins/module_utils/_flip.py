@@ -442,9 +442,11 @@ class Flip:
                             % (self.slots.name, failure))
         unit_text = self.slots.rules_unit_text()
         if read_text(rules.unit_file) != unit_text:
-            # Read at the next boot (or daemon-reload): no daemon-reload now, which would keep PID 1 busy while the app serves.
+            # Started too (it loads the same file again), so that a restart of nftables.service restarts it (PartOf=): systemd
+            # loads a unit it did not know when asked to start it, without a daemon-reload, which keeps PID 1 busy while the
+            # app serves.
             atomic_write(rules.unit_file, unit_text, mode=0o644)
-            self.systemd.run('enable', [rules.unit], extra=('--no-reload',))
+            self.systemd.run('enable', [rules.unit], extra=('--now', '--no-reload'))
         return sorted(set(i for i in set(mapping) | set(before) if before.get(i) != mapping.get(i)))
 
     def _sync_servers(self) -> bool:

@@ -34,6 +34,7 @@ enforces (app_verify_max_latency_factor x the steady p99 + app_verify_latency_al
 """
 import os
 import re
+import time
 
 from zd_scenario import during, failures, load_vars, new_report, ok, podman_exec, podman_inventory, report_files  # pylint: disable=import-error
 from zd_scenario import nginx_workers, run_playbook, said, source_tree  # pylint: disable=import-error
@@ -163,6 +164,13 @@ def test_v2_moves_to_one_socket_per_instance_under_load_with_zero_failed(backgro
     live = [int(unit.split("@")[1].split(".")[0]) for unit in live_units(TCP_HOST)]
     assert upstream_servers(TCP_HOST) == ["127.1.0.1:8000"] and position_rules(TCP_HOST) == {1: live[0]}, live
     assert podman_exec(TCP_HOST, "systemctl", "is-enabled", "zerodown-shop-positions.service").stdout.strip() == "enabled"
+    # A restart of nftables.service flushes the whole ruleset; the positions unit (PartOf=) loads the rules again.
+    rules = position_rules(TCP_HOST)
+    assert podman_exec(TCP_HOST, "systemctl", "restart", "nftables.service").returncode == 0
+    deadline = time.monotonic() + 15
+    while position_rules(TCP_HOST) != rules and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert position_rules(TCP_HOST) == rules and served_by(TCP_HOST, SERVER_NAME)["release"] == "v2"
 
 
 def test_v3_surges_two_instances_under_load_with_zero_failed(background_load):

@@ -75,6 +75,7 @@ class FakeSlotsSystemd:
         self.kernel = None
         self.nft_calls = []
         self.nft_refuse = None
+        self.all_calls = []
 
     def unit(self, name):
         return self.units.setdefault(name, {'ActiveState': 'inactive', 'SubState': 'dead', 'MainPID': 0, 'Result': 'success',
@@ -134,6 +135,7 @@ class FakeSlotsSystemd:
                                       if key not in ('enabled', 'release')))
             return 0, '\n'.join(blocks), ''
         self.calls.append((verb,) + tuple(units))
+        self.all_calls.append(tuple(argv))
         for unit in units:
             state = self.unit(unit)
             if verb in ('start', 'restart') and unit.endswith('.socket'):
@@ -264,6 +266,8 @@ def test_the_tcp_rules_boot_unit_is_written_and_enabled_with_the_first_rules_onl
     assert 'ExecStart=%s -f %s' % (flip_mod.NFT, flip.slots.rules.file) in unit
     assert 'PartOf=nftables.service' in unit and 'Before=nginx.service' in unit
     assert fake.units['zerodown-shop-positions.service']['enabled'] is True
+    # Started at once, so that a restart of nftables.service (PartOf=) loads the rules again.
+    assert ('systemctl', '--no-ask-password', 'enable', '--now', '--no-reload', 'zerodown-shop-positions.service') in fake.all_calls
     done = len(flip.systemd.steps)
     flip.surge()
     enables = [step['argv'] for step in flip.systemd.steps[done:] if 'enable' in step['argv']]
