@@ -131,3 +131,23 @@ activate_env() {
     export ANSIBLE_FORCE_COLOR="${ANSIBLE_FORCE_COLOR:-0}"
     export MOLECULE_NO_LOG="${MOLECULE_NO_LOG:-false}"
 }
+
+# ansible-test --venv bootstraps pip with a get-pip script it downloads from a
+# host that is not reachable here. It uses a cached copy when one exists, so
+# seed the cache with a stand-in that installs pip from the interpreter's own
+# ensurepip wheel, then lets that pip fetch the exact version from PyPI.
+# $1: the Python of the venv whose ansible-test will run.
+seed_ansible_test_pip() {
+    local python="$1" version cache
+    version="$("$python" - <<'PY'
+import re, pathlib, ansible_test
+src = pathlib.Path(ansible_test.__file__).parent / "_internal" / "python_requirements.py"
+print(re.search(r"pip='([0-9.]+)'", src.read_text()).group(1))
+PY
+)"
+    cache="$HOME/.ansible/test/cache/get_pip_${version//./_}.py"
+    cmp -s "$ZD_ROOT/tools/get_pip_from_ensurepip.py" "$cache" && return 0
+    mkdir -p "$(dirname "$cache")"
+    cp "$ZD_ROOT/tools/get_pip_from_ensurepip.py" "$cache"
+    log "seeded ansible-test's pip bootstrap cache: $cache"
+}

@@ -46,25 +46,6 @@ Install one (e.g. 'pyenv install 3.12', or Debian 13's python3) or point ZD_PYTH
     echo "$want" > "$stamp"
 }
 
-# ansible-test --venv bootstraps pip with a get-pip script it downloads from a
-# host that is not reachable here. It uses a cached copy when one exists, so
-# seed the cache with a stand-in that installs pip from the interpreter's own
-# ensurepip wheel, then lets that pip fetch the exact version from PyPI.
-seed_ansible_test_pip() {
-    local version cache
-    version="$("$ZD_VENV/bin/python" - <<'PY'
-import re, pathlib, ansible_test
-src = pathlib.Path(ansible_test.__file__).parent / "_internal" / "python_requirements.py"
-print(re.search(r"pip='([0-9.]+)'", src.read_text()).group(1))
-PY
-)"
-    cache="$HOME/.ansible/test/cache/get_pip_${version//./_}.py"
-    cmp -s "$ZD_ROOT/tools/get_pip_from_ensurepip.py" "$cache" && return 0
-    mkdir -p "$(dirname "$cache")"
-    cp "$ZD_ROOT/tools/get_pip_from_ensurepip.py" "$cache"
-    log "seeded ansible-test's pip bootstrap cache: $cache"
-}
-
 # Build the collection tarball and install it, so Molecule and the demo use
 # the collection exactly as a user gets it.
 install_collection() {
@@ -79,7 +60,7 @@ main() {
     ensure_apt_packages "${HOST_PACKAGES[@]}"
     check_host_tools
     setup_venv
-    seed_ansible_test_pip
+    seed_ansible_test_pip "$ZD_VENV/bin/python"
     install_collection
 }
 

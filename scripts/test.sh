@@ -8,7 +8,7 @@
 #   scripts/test.sh lint units      only the named stages
 #   ZD_SCENARIOS="app proxy" scripts/test.sh molecule   some scenarios
 #
-# Stages: lint sanity units pytest changelog docs build galaxy molecule
+# Stages: lint sanity units oldest pytest changelog docs build galaxy molecule
 # ZD_OVERLAP=1 starts Molecule right after build, in the background, with
 # the other stages niced beside it (default: one stage after another).
 # The Molecule scenarios run ZD_MOLECULE_JOBS (default 3) at a time: each
@@ -18,7 +18,7 @@
 set -uo pipefail
 . "$(dirname "$0")/lib.sh"
 
-ALL_STAGES=(lint sanity units pytest changelog docs build galaxy molecule)
+ALL_STAGES=(lint sanity units oldest pytest changelog docs build galaxy molecule)
 LOG_DIR="$ZD_ROOT/.cache/test-logs"
 
 # ansible-test insists on running inside ansible_collections/NS/NAME; a copy
@@ -50,6 +50,23 @@ stage_units() {
         (cd "$dir" && ansible-test units --venv --python "$py" --color no) || rc=1
     done
     return "$rc"
+}
+
+# The oldest supported ansible-core (tools/requirements-oldest.txt, the lower
+# bound of requires_ansible): its sanity and units, in a venv of its own.
+stage_oldest() {
+    local venv="$ZD_ROOT/.cache/oldest-venv" reqs="$ZD_ROOT/tools/requirements-oldest.txt" want dir
+    want="$(sha256sum "$reqs" | cut -d' ' -f1)"
+    if [ "$(cat "$venv/.requirements.sha256" 2>/dev/null)" != "$want" ]; then
+        rm -rf "$venv"
+        python -m venv "$venv" && "$venv/bin/python" -m pip install -q -r "$reqs" || return 1
+        echo "$want" > "$venv/.requirements.sha256"
+    fi
+    seed_ansible_test_pip "$venv/bin/python"
+    dir="$(collection_copy)"
+    "$venv/bin/ansible" --version | head -1
+    (cd "$dir" && PATH="$venv/bin:$PATH" ansible-test sanity --venv --python "$ANSIBLE_TEST_PYTHON" --color no &&
+        PATH="$venv/bin:$PATH" ansible-test units --venv --python "$ANSIBLE_TEST_PYTHON" --color no)
 }
 
 # The same unit tests straight through pytest in the tool venv: the quick
