@@ -758,6 +758,7 @@ def check_release(settings, entry='main', play=None):
         out.rule(not any(re.search('[\r\n\x00]', show(value)) for value in values),
                  'release_env values must be single lines (the values are not shown here).')
         _env_keys(out, s['release_build_environment'], 'release_build_environment', 'NODE_ENV')
+        _env_keys(out, s['release_migrate_environment'], 'release_migrate_environment', 'DJANGO_SETTINGS_MODULE')
         _commands(out, s['release_build_commands'], 'release_build_commands')
         _commands(out, s['release_migrate_commands'], 'release_migrate_commands')
     for phase in HOOK_PHASES.get(entry, ()):

@@ -375,6 +375,8 @@ REJECTED = [
          'release: release_env values must be single lines (the values are not shown here).'),
     case('release', 'main', {'release_build_environment': {'node-env': 'x'}},
          "release: release_build_environment keys must be variable names like NODE_ENV (got ['node-env'])."),
+    case('release', 'main', {'release_migrate_environment': {'settings module': 'x'}},
+         "release: release_migrate_environment keys must be variable names like DJANGO_SETTINGS_MODULE (got ['settings module'])."),
     case('release', 'main', {'release_build_commands': [{'cmd': 'make'}, '  ', [], ['ok']]},
          'release: release_build_commands items must be a command string (run with /bin/sh -c) or a non-empty list of '
          'strings (an argument vector), got {"cmd": "make"}.',
