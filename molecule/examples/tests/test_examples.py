@@ -13,7 +13,9 @@ The only value given on the command line is the app's source, the git
 repository converge.yml made on the host (the example's git.example.com does
 not exist here). The tests run in file order: the first deploy, a second run
 that changes nothing, then app_server_name _ (nginx's catch-all) on the nginx
-the first deploy installed, whose Debian default site would shadow it.
+the first deploy installed, whose Debian default site would shadow it; last,
+the same example on a host that has neither sudo nor nginx and is reached as
+root (its inventory entry says become: false), with app_server_name _.
 """
 import json
 import os
@@ -29,6 +31,9 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(HERE)))
 EXAMPLES = os.path.join(ROOT, "examples")
 CONTAINER = "zd-%s" % os.environ.get("MOLECULE_SCENARIO_NAME", "examples")
+# A host without sudo, reached as root: the inventory says so (become: false).
+PLAIN = CONTAINER + "-plain"
+PODMAN = {"ansible_connection": "containers.podman.podman"}
 SOURCE = {"app_source": {"type": "git", "repo": "file:///srv/git/shop.git", "version": "main"}}
 ASK = r"""
 import http.client, json, sys
@@ -39,24 +44,25 @@ print(json.dumps({"status": response.status, "body": response.read().decode()}))
 """
 
 
-def copy_of_examples(directory):
-    """examples/ copied into directory, its inventory's hosts pointed at the container; returns the copy's path."""
+def copy_of_examples(directory, hosts):
+    """examples/ copied into directory, its inventory's hosts replaced by ``hosts``; returns the copy's path."""
     copy = os.path.join(directory, "examples")
     shutil.copytree(EXAMPLES, copy)
     path = os.path.join(copy, "inventory.yml")
     with open(path, encoding="utf-8") as handle:
         inventory = yaml.safe_load(handle)
-    inventory["web"]["hosts"] = {CONTAINER: {"ansible_connection": "containers.podman.podman"}}
+    inventory["web"]["hosts"] = hosts
     with open(path, "w", encoding="utf-8") as handle:
         yaml.safe_dump(inventory, handle)
     return copy
 
 
-def run_example(extra=None):
-    """`ansible-playbook -i inventory.yml deploy.yml` in a fresh copy of examples/, with the copy's ansible.cfg."""
+def run_example(extra=None, hosts=None):
+    """`ansible-playbook -i inventory.yml deploy.yml` in a fresh copy of examples/, with the copy's ansible.cfg; the
+    inventory's hosts are ``hosts`` (default: web1 is CONTAINER)."""
     directory = tempfile.mkdtemp(prefix="zd-examples-")
     try:
-        copy = copy_of_examples(directory)
+        copy = copy_of_examples(directory, hosts or {CONTAINER: PODMAN})
         env = dict(os.environ, ANSIBLE_NOCOLOR="1")
         # Molecule's own configuration must not stand in for the example's.
         for name in ("ANSIBLE_CONFIG", "ANSIBLE_FORCE_COLOR", "ANSIBLE_INVENTORY"):
@@ -69,9 +75,9 @@ def run_example(extra=None):
         shutil.rmtree(directory, ignore_errors=True)
 
 
-def answer(host_header):
+def answer(host_header, container=CONTAINER):
     """What the host's nginx answers on port 80 for that Host: {"status", "body"} (the body parsed when it is JSON)."""
-    result = json.loads(podman_exec(CONTAINER, "python3", "-c", ASK, host_header).stdout)
+    result = json.loads(podman_exec(container, "python3", "-c", ASK, host_header).stdout)
     try:
         result["body"] = json.loads(result["body"])
     except ValueError:
@@ -81,7 +87,7 @@ def answer(host_header):
 
 def recap(proc):
     """The PLAY RECAP counts of the container: {"ok": N, "changed": N, ...}."""
-    line = [text for text in proc.stdout.splitlines() if text.startswith(CONTAINER) and "changed=" in text][-1]
+    line = [text for text in proc.stdout.splitlines() if text.startswith(CONTAINER + " ") and "changed=" in text][-1]
     return dict((key, int(value)) for key, value in (item.split("=") for item in line.split(":", 1)[1].split()))
 
 
@@ -120,3 +126,15 @@ def test_server_name_underscore_serves_the_app_for_every_host_name_on_the_nginx_
         served = answer(name)
         assert served["status"] == 200 and isinstance(served["body"], dict) and served["body"]["app"] == "shop", (name, served)
     assert podman_exec(CONTAINER, "test", "-e", "/etc/nginx/sites-enabled/default").returncode != 0
+
+
+def test_a_plain_debian_host_without_sudo_or_nginx_reached_as_root_deploys_and_answers_every_host_name():
+    # The edit for a host reached as root without sudo: no become. Nothing else differs from the example.
+    assert podman_exec(PLAIN, "sh", "-c", "command -v sudo || command -v nginx").returncode != 0, "prepare.yml left sudo or nginx"
+    proc = run_example({"app_server_name": "_"}, hosts={PLAIN: dict(PODMAN, ansible_become=False)})
+    assert proc.returncode == 0, proc.stdout[-6000:]
+    assert "sudo: not found" not in said(proc) and "sudo: command not found" not in said(proc)
+    assert "shop on %s: deployed" % PLAIN in said(proc) and "health gate: HTTP 200 x5" in said(proc), said(proc)[-3000:]
+    for name in ("anything.invalid", "127.0.0.1"):
+        served = answer(name, PLAIN)
+        assert served["status"] == 200 and isinstance(served["body"], dict) and served["body"]["secret_set"] is True, (name, served)
