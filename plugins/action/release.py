@@ -33,6 +33,7 @@ import secrets
 import socket
 
 from ansible.errors import AnsibleActionFail
+from ansible.module_utils.parsing.convert_bool import boolean
 from ansible.plugins.action import ActionBase
 from ansible.utils.display import Display
 from ansible.utils.vars import merge_hash
@@ -44,6 +45,17 @@ display = Display()
 MODULE = 'zerodown.deploy.release'
 IDENTITY_OPTIONS = ('lock_host', 'lock_pid', 'lock_owner')
 TOOK_OVER_KEYS = ('lock_id', 'pid', 'host', 'started', 'play')
+NO_BECOME = ('release: ansible_become is false for this host, which turns become off for every task, also for the steps that '
+             'must run as the deploy and app users (the build, the migrations). Nothing was changed. A host reached as root '
+             'without sudo keeps become on with ansible_become_method: su (root needs no password for it).')
+
+
+def become_turned_off(task_vars: dict, template) -> bool:
+    """True when the inventory sets ansible_become to false: that variable wins over every task's become keyword."""
+    value = task_vars.get('ansible_become')
+    if isinstance(value, str) and '{{' in value:
+        value = template(value)
+    return value is not None and not boolean(value, strict=False)
 
 
 def controller_identity(environ=None, proc: str = '/proc') -> dict:
@@ -176,6 +188,8 @@ class ActionModule(ActionBase):
             return result
         if self._task.async_val:
             raise AnsibleActionFail('state=lock runs the module up to three times and cannot run with async')
+        if become_turned_off(task_vars or {}, self._templar.template):
+            raise AnsibleActionFail(NO_BECOME)
         try:
             outcome = take_lock(lambda module_args: self._run_module(module_args, task_vars), args, controller_identity(),
                                 ansible_process_alive)

@@ -15,7 +15,8 @@ not exist here). The tests run in file order: the first deploy, a second run
 that changes nothing, then app_server_name _ (nginx's catch-all) on the nginx
 the first deploy installed, whose Debian default site would shadow it; last,
 the same example on a host that has neither sudo nor nginx and is reached as
-root (its inventory entry says become: false), with app_server_name _.
+root (its inventory entry sets ansible_become_method: su; ansible_become:
+false is refused before any change), with app_server_name _.
 """
 import json
 import os
@@ -31,7 +32,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(HERE)))
 EXAMPLES = os.path.join(ROOT, "examples")
 CONTAINER = "zd-%s" % os.environ.get("MOLECULE_SCENARIO_NAME", "examples")
-# A host without sudo, reached as root: the inventory says so (become: false).
+# A host without sudo, reached as root: its inventory entry becomes root through su.
 PLAIN = CONTAINER + "-plain"
 PODMAN = {"ansible_connection": "containers.podman.podman"}
 SOURCE = {"app_source": {"type": "git", "repo": "file:///srv/git/shop.git", "version": "main"}}
@@ -128,10 +129,17 @@ def test_server_name_underscore_serves_the_app_for_every_host_name_on_the_nginx_
     assert podman_exec(CONTAINER, "test", "-e", "/etc/nginx/sites-enabled/default").returncode != 0
 
 
-def test_a_plain_debian_host_without_sudo_or_nginx_reached_as_root_deploys_and_answers_every_host_name():
-    # The edit for a host reached as root without sudo: no become. Nothing else differs from the example.
-    assert podman_exec(PLAIN, "sh", "-c", "command -v sudo || command -v nginx").returncode != 0, "prepare.yml left sudo or nginx"
+def test_a_host_reached_as_root_whose_inventory_turns_become_off_is_refused_before_any_change():
+    # ansible_become: false wins over every task's become, also the deploy user's build: refused by the lock step.
     proc = run_example({"app_server_name": "_"}, hosts={PLAIN: dict(PODMAN, ansible_become=False)})
+    assert proc.returncode != 0 and "ansible_become is false for this host" in said(proc), said(proc)[-3000:]
+    assert podman_exec(PLAIN, "test", "-e", "/srv/shop").returncode != 0, "the refused deploy changed the host"
+
+
+def test_a_plain_debian_host_without_sudo_or_nginx_reached_as_root_deploys_and_answers_every_host_name():
+    # The edit for a host reached as root without sudo: become through su. Nothing else differs from the example.
+    assert podman_exec(PLAIN, "sh", "-c", "command -v sudo || command -v nginx").returncode != 0, "prepare.yml left sudo or nginx"
+    proc = run_example({"app_server_name": "_"}, hosts={PLAIN: dict(PODMAN, ansible_become_method="su")})
     assert proc.returncode == 0, proc.stdout[-6000:]
     assert "sudo: not found" not in said(proc) and "sudo: command not found" not in said(proc)
     assert "shop on %s: deployed" % PLAIN in said(proc) and "health gate: HTTP 200 x5" in said(proc), said(proc)[-3000:]

@@ -245,3 +245,18 @@ def test_lock_goes_through_take_lock_and_warns_about_a_takeover(monkeypatch):
 def test_lock_refuses_async():
     with pytest.raises(AnsibleActionFail, match='cannot run with async'):
         plugin(dict(ARGS), async_val=60).run(task_vars={})
+
+
+@pytest.mark.parametrize('value', [False, 'false', 'no', '{{ false }}'])
+def test_lock_refuses_a_host_whose_inventory_turns_become_off_before_the_module_runs(value):
+    module = plugin(dict(ARGS))
+    module._execute_module = mock.MagicMock()
+    module._templar.template = lambda text: False
+    with pytest.raises(AnsibleActionFail, match='ansible_become is false for this host.*Nothing was changed.*ansible_become_method: su'):
+        module.run(task_vars={'ansible_become': value})
+    assert not module._execute_module.called
+
+
+@pytest.mark.parametrize('task_vars', [{}, {'ansible_become': True}, {'ansible_become': 'yes'}])
+def test_become_on_or_unset_is_not_refused(task_vars):
+    assert action.become_turned_off(task_vars, lambda text: text) is False
