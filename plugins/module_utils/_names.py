@@ -178,6 +178,13 @@ def proxy_unit_files(name: str) -> list:
     return ['%s-app@.service' % name, '%s-slot@.socket' % name, '%s-slot@.service' % name]
 
 
+def journal_units(name: str) -> list:
+    """Every unit of the app, as journalctl --unit patterns: NAME.* and NAME@*.* (instances, slots), proxy mode's
+    NAME-app@* and NAME-slot@*. Not NAME*, which would take in another app called NAME-admin."""
+    return ['%s.service' % name, '%s.socket' % name, '%s@*.service' % name, '%s@*.socket' % name,
+            '%s-app@*.service' % name, '%s-slot@*.service' % name, '%s-slot@*.socket' % name]
+
+
 def preflight_name(name: str) -> str:
     """The pre-flight's units are NAME-preflight.socket and NAME-preflight.service (runtime units)."""
     return name + PREFLIGHT_SUFFIX

@@ -61,8 +61,8 @@ from ansible_collections.zerodown.deploy.plugins.module_utils._module import Mod
 
 ID_PATTERN = r'^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$'
 ID_RE = re.compile(r'[A-Za-z0-9][A-Za-z0-9._-]{0,127}')  # always used with fullmatch(): '$' would accept a trailing newline
-ID_TIME_RE = re.compile(r'\d{8}T\d{6}Z')
-GENERATED_ID_RE = re.compile(r'(\d{8}T\d{6}Z)(?:-([A-Za-z0-9]{1,7}))?(?:-\d+)?')
+ID_TIME_RE = re.compile(r'\d{8}T\d{6}Z', re.ASCII)
+GENERATED_ID_RE = re.compile(r'(\d{8}T\d{6}Z)(?:-([A-Za-z0-9]{1,7}))?(?:-\d+)?', re.ASCII)
 STATUSES = ('good', 'bad', 'unfinished', 'unknown')
 MUTATING_STATES = ('layout', 'prepare', 'link', 'switch', 'mark_bad', 'rollback', 'prune')
 MANIFEST_FILE = 'manifest.json'
@@ -269,6 +269,11 @@ class ReleaseManager:
                  force: bool = False, lock_wait: float = STATE_LOCK_MIN_WAIT, lock_play: t.Optional[str] = None) -> None:
         if not isinstance(base, str) or not os.path.isabs(base):
             raise ReleaseError('path must be an absolute path, got %s' % json.dumps(base))
+        # The base holds releases/ and shared/, and prune and rollback act inside it: never the root, and no ".." that
+        # would put it somewhere else than it says.
+        if '..' in base.split('/') or not base.strip('/'):
+            raise ReleaseError('path must be a directory below / without ".." components (the base of one app, such as '
+                               '/srv/shop), got %s' % json.dumps(base))
         self.layout = Layout(base)
         self.check_mode = check_mode
         self.clock = clock

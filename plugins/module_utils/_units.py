@@ -40,7 +40,7 @@ from ansible_collections.zerodown.deploy.plugins.module_utils._fs import atomic_
 from ansible_collections.zerodown.deploy.plugins.module_utils._flip import FlipError
 from ansible_collections.zerodown.deploy.plugins.module_utils._health import NotHealthy, wait_healthy
 from ansible_collections.zerodown.deploy.plugins.module_utils._nginx_backend import BackendError
-from ansible_collections.zerodown.deploy.plugins.module_utils._names import (SOCKET_PROXYD, instance_socket_file, link_path,
+from ansible_collections.zerodown.deploy.plugins.module_utils._names import (SOCKET_PROXYD, instance_socket_file, journal_units, link_path,
                                                                              proxy_unit_files, socket_unit)
 from ansible_collections.zerodown.deploy.plugins.module_utils._systemd import SystemdError, start_failure
 
@@ -433,7 +433,7 @@ class Rollout:
         described = ['%s: Result=%s ExecMainCode=%s ExecMainStatus=%s ActiveState=%s' % (
             unit, s.get('Result', '?'), s.get('ExecMainCode', '?'), s.get('ExecMainStatus', '?'), s.get('ActiveState', '?'))
             for unit, s in states.items()]
-        journal = self.systemd.journal(['%s*' % spec.name], lines=JOURNAL_LINES)
+        journal = self.systemd.journal(journal_units(spec.name), lines=JOURNAL_LINES)
         lines = [line for line in journal.split(' | ') if line][-12:]
         text = ' '.join(described)
         killed = (any(s.get('ExecMainCode') in ('2', '3') and s.get('ExecMainStatus') in KILLED_SIGNALS for s in states.values())

@@ -127,20 +127,20 @@ OCTAL_MODE_RE = re.compile(r'0?[0-7]{3}')  # fullmatch
 ENV_NAME_RE = re.compile(r'[A-Za-z_][A-Za-z0-9_]*')  # fullmatch
 USER_NAME_RE = re.compile(r'[a-z_][a-z0-9_-]{0,31}')  # fullmatch
 DIRECTIVE_RE = re.compile(r'[A-Z][A-Za-z]+')  # fullmatch
-UTC_STAMP_RE = re.compile(r'\d{8}T\d{6}Z')  # fullmatch
+UTC_STAMP_RE = re.compile(r'\d{8}T\d{6}Z', re.ASCII)  # fullmatch
 RELEASE_ID_RE = re.compile(r'[A-Za-z0-9][A-Za-z0-9._-]{0,127}')  # fullmatch
 LOCK_ID_RE = re.compile(r'[A-Za-z0-9][A-Za-z0-9._:@-]{0,127}')  # fullmatch
 URL_RE = re.compile(r'(https?|ftp)://')  # match
 # A listen address of systemd's ListenStream=: Unix path, IPv4:port, [IPv6]:port or a bare port.
 UNIX_PATH_RE = re.compile(r'/\S+')  # fullmatch
-IPV4_PORT_RE = re.compile(r'(\d{1,3}\.){3}\d{1,3}:(\d{1,5})')  # fullmatch
-IPV6_PORT_RE = re.compile(r'\[[0-9A-Fa-f:.]+\]:(\d{1,5})')  # fullmatch
-BARE_PORT_RE = re.compile(r'\d{1,5}')  # fullmatch
+IPV4_PORT_RE = re.compile(r'(\d{1,3}\.){3}\d{1,3}:(\d{1,5})', re.ASCII)  # fullmatch
+IPV6_PORT_RE = re.compile(r'\[[0-9A-Fa-f:.]+\]:(\d{1,5})', re.ASCII)  # fullmatch
+BARE_PORT_RE = re.compile(r'\d{1,5}', re.ASCII)  # fullmatch
 # The app's own listen address: a Unix path, or IPv4/[IPv6] with a port (no bare port).
-APP_LISTEN_TCP_RE = re.compile(r'((\d{1,3}\.){3}\d{1,3}|\[[0-9A-Fa-f:.]+\]):\d{1,5}')  # fullmatch
+APP_LISTEN_TCP_RE = re.compile(r'((\d{1,3}\.){3}\d{1,3}|\[[0-9A-Fa-f:.]+\]):\d{1,5}', re.ASCII)  # fullmatch
 HEALTH_PATH_RE = re.compile(r'/\S*')  # fullmatch
 HOST_NAME_RE = re.compile(r'[A-Za-z0-9*_.:\[\]-]+')  # fullmatch: one nginx server_name
-LB_BACKEND_RE = re.compile(r'([A-Za-z0-9_.-]+|\[[0-9A-Fa-f:.]+\]):\d{1,5}')  # fullmatch
+LB_BACKEND_RE = re.compile(r'([A-Za-z0-9_.-]+|\[[0-9A-Fa-f:.]+\]):\d{1,5}', re.ASCII)  # fullmatch
 # nginx: an upstream server, a listen entry, a size, a time, a path inside a directive.
 UPSTREAM_UNIX_RE = re.compile(r'unix:/[^\s;{}]+')  # fullmatch
 UPSTREAM_HOST_RE = re.compile(r'[A-Za-z0-9]([A-Za-z0-9_-]*[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9_-]*[A-Za-z0-9])?)*:[0-9]+')
@@ -228,7 +228,7 @@ def is_int(value) -> bool:
         return False
     if isinstance(value, int):
         return True
-    return isinstance(value, str) and re.fullmatch(r'\s*[-+]?\d+\s*', value) is not None
+    return isinstance(value, str) and re.fullmatch(r'\s*[-+]?\d+\s*', value, re.ASCII) is not None
 
 
 def size(value) -> int:

@@ -363,3 +363,15 @@ def test_unlock_can_prune_first_under_the_lease(base):
     # r3 is current, r2 the previous good one: both stay whatever keep says; r1 goes.
     assert result['removed'] == ['r1'] and result['changed'] and result['lock'] is None
     assert sorted(os.listdir(os.path.join(str(base), 'releases'))) == ['r2', 'r3']
+
+
+@pytest.mark.parametrize('path', ['/', '//', '/srv/../etc', '/srv/shop/..'])
+def test_the_root_and_paths_with_dotdot_are_no_base(path):
+    with pytest.raises(ReleaseError, match='a directory below / without ".." components'):
+        mgr(path)
+
+
+def test_an_id_time_in_other_digits_than_ascii_is_refused(base):
+    # Python's \\d matches Arabic-Indic digits; a release ID made of them would sort and parse like no other.
+    with pytest.raises(ReleaseError, match='Invalid id_time'):
+        mgr(base).prepare(revision='abc1234', id_time='\u0662\u0660\u0662\u0666\u0661\u0661\u0662\u0661T101500Z')

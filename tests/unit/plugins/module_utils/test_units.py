@@ -98,6 +98,7 @@ class FakeSystemd:
         return 0, '', ''
 
     def journal(self, units, lines=20, since=None):
+        self.journal_units = list(units)
         return self.journal_text
 
 
@@ -311,3 +312,13 @@ def test_diff_shows_before_and_after(dirs):
     diff = Rollout(Spec(params(dirs)), FakeSystemd()).diff()
     assert diff == [{'before_header': str(dirs / 'units' / 'hello.service'), 'after_header': str(dirs / 'units' / 'hello.service'),
                      'before': 'old\n', 'after': SERVICE}]
+
+
+def test_the_diagnosis_reads_the_journal_of_this_apps_units_only(dirs):
+    # hello* would take in the journal of an app called hello-admin.
+    systemd = FakeSystemd(journal='ImportError: no module named app')
+    systemd.fail_start.add('hello.service')
+    with pytest.raises(UnitsError):
+        Rollout(Spec(params(dirs)), systemd).run()
+    assert 'hello.service' in systemd.journal_units and 'hello@*.service' in systemd.journal_units
+    assert all(unit.startswith(('hello.', 'hello@', 'hello-app@', 'hello-slot@')) for unit in systemd.journal_units), systemd.journal_units

@@ -420,6 +420,9 @@ REJECTED = [
          "app: app_verify_path must start with '/' and contain no spaces (got '/a b')."),
     case('app', 'deploy', {'app_listen': 'localhost'},
          "app: app_listen must be an absolute Unix socket path or 'host:port' such as 127.0.0.1:8000 (got 'localhost')."),
+    # Python's int() and re's \\d take other scripts' digits; systemd and nginx do not.
+    case('app', 'deploy', {'app_listen': '127.0.0.1:\u0668\u0660\u0660\u0660'},
+         "app: app_listen must be an absolute Unix socket path or 'host:port' such as 127.0.0.1:8000 (got '127.0.0.1:\u0668\u0660\u0660\u0660')."),
     case('app', 'deploy', {'app_listen': '127.0.0.1:70000'},
          "app: app_listen address '127.0.0.1:70000' is malformed: its port is outside 1-65535."),
     case('app', 'deploy', {'app_listen': '/run/a;b.sock'},
