@@ -26,7 +26,7 @@ import tempfile
 
 import yaml
 
-from zd_scenario import ANSI, podman_exec, said  # pylint: disable=import-error
+from zd_scenario import ANSI, GET, podman_exec, said  # pylint: disable=import-error
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(HERE)))
@@ -36,13 +36,6 @@ CONTAINER = "zd-%s" % os.environ.get("MOLECULE_SCENARIO_NAME", "examples")
 PLAIN = CONTAINER + "-plain"
 PODMAN = {"ansible_connection": "containers.podman.podman"}
 SOURCE = {"app_source": {"type": "git", "repo": "file:///srv/git/shop.git", "version": "main"}}
-ASK = r"""
-import http.client, json, sys
-conn = http.client.HTTPConnection("127.0.0.1", 80, timeout=10)
-conn.request("GET", "/", headers={"Host": sys.argv[1]})
-response = conn.getresponse()
-print(json.dumps({"status": response.status, "body": response.read().decode()}))
-"""
 
 
 def copy_of_examples(directory, hosts):
@@ -78,7 +71,7 @@ def run_example(extra=None, hosts=None):
 
 def answer(host_header, container=CONTAINER):
     """What the host's nginx answers on port 80 for that Host: {"status", "body"} (the body parsed when it is JSON)."""
-    result = json.loads(podman_exec(container, "python3", "-c", ASK, host_header).stdout)
+    result = json.loads(podman_exec(container, "python3", "-c", GET, host_header).stdout)
     try:
         result["body"] = json.loads(result["body"])
     except ValueError:

@@ -318,25 +318,30 @@ def test_surge_whose_rules_nft_refuses_changes_no_rule_and_keeps_the_old_slot(ri
     assert fake.running_release(1) == 'v1'
 
 
-def test_a_tcp_drain_waits_for_the_connection_left_on_the_old_slot(rig, monkeypatch):
-    flip, fake, nginx = rig(tcp=True, instances=1, live=(1,))
-    flip.drain_timeout = 5
-    held = socket.create_connection(('127.0.0.1', int(flip.slots.port)))
+def surge_holding(flip, monkeypatch, counter, held):
+    """flip.surge() while ``held`` stays connected to the old slot until 0.3 s after the drain's ``counter`` (the
+    module's unix_connections or tcp_connections) first sees it; a timer started before the surge raced a slow machine."""
     closer = threading.Timer(0.3, held.close)
-    count = flip_mod.tcp_connections
+    count = getattr(flip_mod, counter)
 
-    def counting(addresses, table=flip_mod.TCP_TABLE):
-        found = count(addresses, table)
+    def counting(keys, *args):
+        found = count(keys, *args)
         if any(found.values()) and not closer.is_alive() and not closer.finished.is_set():
             closer.start()
         return found
 
-    monkeypatch.setattr(flip_mod, 'tcp_connections', counting)
+    monkeypatch.setattr(flip_mod, counter, counting)
     try:
-        result = flip.surge()
+        return flip.surge()
     finally:
         closer.cancel()
         held.close()
+
+
+def test_a_tcp_drain_waits_for_the_connection_left_on_the_old_slot(rig, monkeypatch):
+    flip, fake, nginx = rig(tcp=True, instances=1, live=(1,))
+    flip.drain_timeout = 5
+    result = surge_holding(flip, monkeypatch, 'tcp_connections', socket.create_connection(('127.0.0.1', int(flip.slots.port))))
     drain = result['drains'][0]
     assert drain['done'] is True and drain['seconds'] >= 0.25
     assert fake.running_release(1) is None
@@ -426,16 +431,21 @@ def test_ensure_started_loads_the_rules_again_after_something_flushed_the_rulese
     assert result['changed'] is True and rules(flip) == {1: 1} and len(loads(fake)) == 1
 
 
+def server_files_per_slot(flip, up):
+    """What an earlier release of the collection left in nginx's servers directory: one server file per slot, ``up`` up."""
+    for name in os.listdir(flip.slots.servers_dir):
+        os.unlink(os.path.join(flip.slots.servers_dir, name))
+    for k in flip.slots.numbers:
+        with open(flip.slots.file(k), 'w') as handle:
+            handle.write(flip.slots.text(k, k in up))
+
+
 def test_an_install_of_tcp_server_files_per_slot_gets_the_positions_and_one_reload(rig):
     flip, fake, nginx = rig(tcp=True, instances=2, live=(1, 2))
     # What the previous release of the collection left: no rules, one server file per slot (1, 2 up; 3, 4 down).
     os.unlink(flip.slots.rules.file)
     fake.kernel = None
-    for name in os.listdir(flip.slots.servers_dir):
-        os.unlink(os.path.join(flip.slots.servers_dir, name))
-    for k in flip.slots.numbers:
-        with open(flip.slots.file(k), 'w') as handle:
-            handle.write(flip.slots.text(k, k in (1, 2)))
+    server_files_per_slot(flip, up=(1, 2))
     assert flip.slots.live() == [1, 2]
     result = flip.ensure_started(route_now=True)
     assert result['changed'] is True and rules(flip) == {1: 1, 2: 2}
@@ -530,22 +540,7 @@ def test_a_unix_drain_waits_for_the_connection_left_on_the_old_slot(rig, monkeyp
     flip.drain_timeout = 5
     held = socket.socket(socket.AF_UNIX)
     held.connect(flip.slots.socket_path(1))
-    # The connection closes 0.3 s after the drain first sees it (a timer started before the surge raced a slow machine).
-    closer = threading.Timer(0.3, held.close)
-    count = flip_mod.unix_connections
-
-    def counting(paths, table=flip_mod.UNIX_TABLE):
-        found = count(paths, table)
-        if any(found.values()) and not closer.is_alive() and not closer.finished.is_set():
-            closer.start()
-        return found
-
-    monkeypatch.setattr(flip_mod, 'unix_connections', counting)
-    try:
-        result = flip.surge()
-    finally:
-        closer.cancel()
-        held.close()
+    result = surge_holding(flip, monkeypatch, 'unix_connections', held)
     drain = result['drains'][0]
     assert drain['done'] is True and drain['seconds'] >= 0.25
     assert fake.running_release(1) is None
@@ -597,11 +592,7 @@ def test_an_install_of_before_the_links_gets_them_and_one_reload_to_the_position
     # What the previous release of the collection left: no links, one server file per slot (1, 2 up; 3, 4 down).
     for i in links(flip):
         os.unlink(flip.slots.position(i))
-    for name in os.listdir(flip.slots.servers_dir):
-        os.unlink(os.path.join(flip.slots.servers_dir, name))
-    for k in flip.slots.numbers:
-        with open(flip.slots.file(k), 'w') as handle:
-            handle.write(flip.slots.text(k, k in (1, 2)))
+    server_files_per_slot(flip, up=(1, 2))
     assert flip.slots.live() == [1, 2]
     result = flip.ensure_started(route_now=True)
     assert result['changed'] is True and links(flip) == {1: 1, 2: 2}
