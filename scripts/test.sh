@@ -52,16 +52,21 @@ stage_units() {
     return "$rc"
 }
 
+# A venv of the tool venv's Python with requirements file $2 installed, at $1;
+# made again only when that file changed (its hash is kept in the venv).
+requirements_venv() {
+    local venv="$1" reqs="$2" want
+    want="$(sha256sum "$reqs" | cut -d' ' -f1)"
+    [ "$(cat "$venv/.requirements.sha256" 2>/dev/null)" = "$want" ] && return 0
+    rm -rf "$venv"
+    python -m venv "$venv" && "$venv/bin/python" -m pip install -q -r "$reqs" && echo "$want" > "$venv/.requirements.sha256"
+}
+
 # The oldest supported ansible-core (tools/requirements-oldest.txt, the lower
 # bound of requires_ansible): its sanity and units, in a venv of its own.
 stage_oldest() {
-    local venv="$ZD_ROOT/.cache/oldest-venv" reqs="$ZD_ROOT/tools/requirements-oldest.txt" want dir
-    want="$(sha256sum "$reqs" | cut -d' ' -f1)"
-    if [ "$(cat "$venv/.requirements.sha256" 2>/dev/null)" != "$want" ]; then
-        rm -rf "$venv"
-        python -m venv "$venv" && "$venv/bin/python" -m pip install -q -r "$reqs" || return 1
-        echo "$want" > "$venv/.requirements.sha256"
-    fi
+    local venv="$ZD_ROOT/.cache/oldest-venv" reqs="$ZD_ROOT/tools/requirements-oldest.txt" dir
+    requirements_venv "$venv" "$reqs" || return 1
     seed_ansible_test_pip "$venv/bin/python"
     dir="$(collection_copy)"
     "$venv/bin/ansible" --version | head -1
@@ -101,14 +106,9 @@ stage_build() {
 # Galaxy's importer on the tarball setup.sh built, as Galaxy runs it on an
 # upload: any ERROR line (a role without a README, bad docs) fails the stage.
 stage_galaxy() {
-    local venv="$ZD_ROOT/.cache/galaxy-importer-venv" want rc
+    local venv="$ZD_ROOT/.cache/galaxy-importer-venv" rc
     local reqs="$ZD_ROOT/tools/galaxy-importer-requirements.txt" out="$LOG_DIR/galaxy-importer.log"
-    want="$(sha256sum "$reqs" | cut -d' ' -f1)"
-    if [ "$(cat "$venv/.requirements.sha256" 2>/dev/null)" != "$want" ]; then
-        rm -rf "$venv"
-        python -m venv "$venv" && "$venv/bin/python" -m pip install -q -r "$reqs" || return 1
-        echo "$want" > "$venv/.requirements.sha256"
-    fi
+    requirements_venv "$venv" "$reqs" || return 1
     mkdir -p "$LOG_DIR"
     # It writes importer_result.json into the directory it runs in: the log directory.
     (cd "$LOG_DIR" && PATH="$venv/bin:$PATH" GALAXY_IMPORTER_CONFIG="$ZD_ROOT/tools/galaxy-importer.cfg" \

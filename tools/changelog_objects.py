@@ -95,6 +95,15 @@ def expected(root: str) -> list:
     return sorted(set('zerodown.deploy.' + name for name in names + list(roles(root)) + list(playbooks(root))))
 
 
+def changelog_command(tree: str, *args) -> bool:
+    """antsibull-changelog ARGS in ``tree``; False (and its output on stderr) when it failed."""
+    proc = subprocess.run(['antsibull-changelog'] + list(args), cwd=tree, capture_output=True, text=True, check=False)
+    if proc.returncode != 0:
+        print('antsibull-changelog %s failed (rc %d): %s' % (' '.join(args), proc.returncode, (proc.stderr or proc.stdout)[-2000:]),
+              file=sys.stderr)
+    return proc.returncode == 0
+
+
 def check(root: str) -> int:
     with open(os.path.join(root, 'galaxy.yml'), encoding='utf-8') as handle:
         version = yaml.safe_load(handle)['version']
@@ -112,14 +121,11 @@ def check(root: str) -> int:
         if not any('release_summary' in read(path) for path in glob.glob(os.path.join(fragments, '*.yml'))):
             with open(os.path.join(fragments, 'zz-trial-summary.yml'), 'w', encoding='utf-8') as handle:
                 handle.write('---\nrelease_summary: Trial release of the test command.\n')
-        for argv in (['antsibull-changelog', 'release', '--version', version], None, ['antsibull-changelog', 'generate']):
-            if argv is None:
-                add(tree, version)
-                continue
-            proc = subprocess.run(argv, cwd=tree, capture_output=True, text=True, check=False)
-            if proc.returncode != 0:
-                print('%s failed (rc %d): %s' % (' '.join(argv), proc.returncode, (proc.stderr or proc.stdout)[-2000:]), file=sys.stderr)
-                return 1
+        if not changelog_command(tree, 'release', '--version', version):
+            return 1
+        add(tree, version)
+        if not changelog_command(tree, 'generate'):
+            return 1
         text = read(os.path.join(tree, 'CHANGELOG.rst'))
         new = text[text.find('\nNew '):] if '\nNew ' in text else ''
         missing = [name for name in expected(root) if not re.search(r'^- %s - ' % re.escape(name), new, re.M)]

@@ -87,7 +87,7 @@ from ansible_collections.zerodown.deploy.plugins.module_utils._nginx_backend imp
     read_servers_dir,
     render,
 )
-from ansible_collections.zerodown.deploy.plugins.module_utils._systemd import SystemdError, start_failure
+from ansible_collections.zerodown.deploy.plugins.module_utils._systemd import SystemdError, output_failure, start_failure
 
 HEALTH_SUCCESSES = 3
 HEALTH_INTERVAL = 0.05
@@ -157,11 +157,6 @@ def wait_no_connections(counter, keys: list, timeout: float, clock=time.monotoni
     if outcome.drained:
         return []
     return ['%s (%d)' % (key, n) for key, n in sorted(counter(keys).items()) if n]
-
-
-def wait_unix_drained(paths: list, timeout: float, table: str = UNIX_TABLE, clock=time.monotonic, sleep=time.sleep) -> list:
-    """:func:`wait_no_connections` on the Unix sockets ``paths``."""
-    return wait_no_connections(lambda keys: unix_connections(keys, table), paths, timeout, clock=clock, sleep=sleep)
 
 
 # A rule of a position table: "ip daddr 127.1.0.I tcp dport PORT dnat to 127.0.0.K:PORT" (nft list prints it so too;
@@ -323,7 +318,7 @@ class Flip:
     """Surge and rolling restarts of :class:`Slots` behind nginx; every change of state is a step of ``systemd``."""
 
     def __init__(self, slots: Slots, systemd, nginx=None, health_path: str = '/', host_header=None, ready_timeout: float = 60.0,
-                 drain_timeout: float = DEFAULT_DRAIN_TIMEOUT, probe_timeout: float = PROBE_TIMEOUT, warn=None, nft: str = NFT,
+                 drain_timeout: float = DEFAULT_DRAIN_TIMEOUT, probe_timeout: float = PROBE_TIMEOUT, warn=None,
                  clock=time.monotonic):
         self.slots = slots
         self.systemd = systemd
@@ -334,7 +329,6 @@ class Flip:
         self.drain_timeout = float(drain_timeout)
         self.probe_timeout = probe_timeout
         self.warn = warn or (lambda message: None)
-        self.nft = nft
         self.clock = clock
         self.pids = {}
         self.result = {'live_before': [], 'live_after': [], 'started': [], 'stopped': [], 'drains': [], 'reloads': 0,
@@ -407,12 +401,11 @@ class Flip:
 
     def _nft(self, args: list):
         """None when ``nft ARGS`` succeeded, else its message."""
-        rc, out, err = self.systemd.call([self.nft] + list(args))
-        return None if rc == 0 else ((err or '') + (out or '')).strip() or 'nft exited %d' % rc
+        return output_failure(*self.systemd.call([NFT] + list(args)), what='nft')
 
     def loaded_rules(self) -> dict:
         """TCP: {position: slot} as the kernel has them now ({} without the app's table)."""
-        rc, out, dummy = self.systemd.call([self.nft, 'list', 'table', 'ip', self.slots.rules.table])
+        rc, out, dummy = self.systemd.call([NFT, 'list', 'table', 'ip', self.slots.rules.table])
         return parse_rules(out, self.slots.port) if rc == 0 else {}
 
     def _point_rules(self, mapping: dict) -> list:

@@ -43,7 +43,7 @@ import typing as t
 from ansible_collections.zerodown.deploy.plugins.module_utils._fs import atomic_write
 from ansible_collections.zerodown.deploy.plugins.module_utils._lock import FileLock, LockError
 from ansible_collections.zerodown.deploy.plugins.module_utils._module import ModuleError
-from ansible_collections.zerodown.deploy.plugins.module_utils._systemd import Systemd
+from ansible_collections.zerodown.deploy.plugins.module_utils._systemd import Systemd, output_failure
 
 __all__ = [
     'DEFAULT_SERVER_OPTIONS',
@@ -410,17 +410,13 @@ class Nginx:
         self.systemd = systemd
         self.service = service
 
-    @staticmethod
-    def _failure(rc: int, out: str, err: str, what: str) -> t.Optional[str]:
-        return None if rc == 0 else ((err or '') + (out or '')).strip() or '%s exited %d' % (what, rc)
-
     def test(self) -> t.Optional[str]:
         """None when the configuration passes nginx -t, else nginx's message."""
-        return self._failure(*self.systemd.call([self.binary, '-t']), what='nginx -t')
+        return output_failure(*self.systemd.call([self.binary, '-t']), what='nginx -t')
 
     def reload(self) -> t.Optional[str]:
         """None when systemctl reloaded nginx, else its message."""
-        return self._failure(*self.systemd.call([self.systemd.systemctl, 'reload', self.service]), what='systemctl reload')
+        return output_failure(*self.systemd.call([self.systemd.systemctl, 'reload', self.service]), what='systemctl reload')
 
 
 def _write(path: str, text):

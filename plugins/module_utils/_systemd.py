@@ -43,6 +43,11 @@ def command_failure(argv: list, rc: int, out: str, err: str, details=()) -> str:
     return '%s failed with rc %d: %s%s' % (command, rc, tail(err) or tail(out) or '(no output)', ('; ' + '; '.join(details)) if details else '')
 
 
+def output_failure(rc: int, out: str, err: str, what: str) -> str | None:
+    """None when a command exited 0, else what it printed (its own message: nginx -t's, nft's), or that it exited RC."""
+    return None if rc == 0 else ((err or '') + (out or '')).strip() or '%s exited %d' % (what, rc)
+
+
 def relative_steps(steps: list, origin: float, scale: float = 1.0, suffix: str = '_s') -> list:
     """Recorded steps with their times relative to ``origin``: seconds (``started_s``, ...) or, with scale 1000 and
     suffix ``_ms``, milliseconds (``started_ms``, ...); a time that is None stays None."""

@@ -59,4 +59,3 @@ def test_instances_layout_nginx_connects_to_n_positions_on_a_unix_socket_and_on_
     assert rules.table == 'zerodown_my_shop'
     assert rules.file == '/etc/zerodown/my-shop-positions.nft'
     assert rules.unit_file == '/etc/systemd/system/zerodown-my-shop-positions.service'
-    assert names.app_names('shop', 1, 'instances', listen='127.0.0.1:8000')['position_unit'] == 'zerodown-shop-positions.service'
