@@ -49,6 +49,18 @@ Two layers live here.
    lease whose ``expires`` is in the past is free and is taken over by the
    next acquirer (which reports the previous holder).  See
    :func:`acquire_lease`, :func:`release_lease` and :func:`check_lease`.
+
+   *Early takeover only on proof.*  The lease may also record the holder
+   process's identity (:data:`IDENTITY_KEYS`: machine ID, boot ID, PID
+   namespace, start time; see :func:`process_identity`).  A host name and a
+   PID alone prove nothing: cloned machines share host names, another PID
+   namespace reuses the same numbers, and ``hidepid=2`` hides live processes
+   of other users from ``/proc``.  An unexpired lease is therefore taken over
+   only when :func:`holder_gone` proves its holder dead -- same machine and
+   then either a later boot, or the same boot and PID namespace and a PID
+   that is gone or belongs to a process started at another time.  Anything
+   it cannot tell (an older lease without these fields, an unreadable
+   ``/proc``) counts as alive, and the lease is free only when it expires.
 """
 
 from __future__ import annotations
@@ -81,7 +93,9 @@ __all__ = [
     'current_user',
     'describe_holder',
     'epoch_to_iso',
+    'holder_gone',
     'lease_expired',
+    'process_identity',
     'read_holder',
     'read_lease',
     'release',
@@ -91,6 +105,13 @@ __all__ = [
 STATE_DIR = '.zerodown'
 LOCK_FILE = 'lock'
 LEASE_FILE = 'deploy.lock'
+
+# What a lease records about its holder process besides host and pid: enough to prove it dead (see holder_gone).
+IDENTITY_KEYS = ('machine_id', 'boot_id', 'pid_namespace', 'pid_start')
+# systemd's file first; D-Bus's older copy on systems without it.
+MACHINE_ID_FILES = ('/etc/machine-id', '/var/lib/dbus/machine-id')
+BOOT_ID_FILE = '/proc/sys/kernel/random/boot_id'
+PROC = '/proc'
 
 
 class LockError(Exception):
@@ -141,9 +162,184 @@ def _pid_alive(pid: t.Any) -> t.Optional[bool]:
         return False
     except PermissionError:
         return True
-    except OSError:
+    except (OSError, OverflowError):  # OverflowError: a number beyond pid_t, from a hand-edited record
         return None
     return True
+
+
+# ----------------------------------------------------------------------------
+# who a holder process is (each reader answers None when it cannot tell; tests replace them)
+
+def _read_text(path: str) -> t.Optional[str]:
+    try:
+        with open(path, 'rb') as f:
+            value = f.read(4096).decode('ascii', 'replace').strip()
+    except OSError:
+        return None
+    return value or None
+
+
+def read_machine_id() -> t.Optional[str]:
+    """This machine's ID; None when unset (systemd writes ``uninitialized`` until the first boot completes)."""
+    for path in MACHINE_ID_FILES:
+        value = _read_text(path)
+        if value and value != 'uninitialized':
+            return value
+    return None
+
+
+def read_boot_id() -> t.Optional[str]:
+    """A random ID the kernel draws at every boot."""
+    return _read_text(BOOT_ID_FILE)
+
+
+def read_boot_time() -> t.Optional[float]:
+    """When this machine booted (epoch seconds, ``btime`` of /proc/stat, after the long per-CPU and interrupt lines)."""
+    try:
+        with open(os.path.join(PROC, 'stat'), 'rb') as f:
+            for line in f:
+                if line.startswith(b'btime '):
+                    return float(line.split()[1])
+    except (OSError, IndexError, ValueError):
+        return None
+    return None
+
+
+def read_pid_namespace() -> t.Optional[str]:
+    """The PID namespace this process sees PIDs in, ``pid:[INODE]``: a PID names a process only within one."""
+    try:
+        return os.readlink(os.path.join(PROC, 'self', 'ns', 'pid'))
+    except OSError:
+        return None
+
+
+def _proc_is_ours() -> bool:
+    """Whether /proc lists the PIDs of our own namespace (a container may see the host's /proc, where numbers differ)."""
+    try:
+        return int(os.readlink(os.path.join(PROC, 'self'))) == os.getpid()
+    except (OSError, ValueError):
+        return False
+
+
+def _parse_stat(raw: bytes) -> t.Optional[t.Tuple[str, int]]:
+    """``(state, starttime)`` from /proc/PID/stat: fields 3 and 22, counted after the last ``)``.
+
+    Field 2 is the command name in parentheses and may itself hold spaces and parentheses.
+    """
+    text = raw.decode('ascii', 'replace')
+    end = text.rfind(')')
+    fields = text[end + 1:].split() if end >= 0 else []
+    try:
+        return fields[0], int(fields[19])
+    except (IndexError, ValueError):
+        return None
+
+
+def process_start(pid: int) -> t.Tuple[t.Optional[bool], t.Optional[int]]:
+    """Whether ``pid`` runs here, and its start time in clock ticks since boot.
+
+    ``(True, ticks)``; ``(False, None)`` when it provably does not run (or is a zombie: it has exited);
+    ``(None, None)`` when that cannot be told.  hidepid=1/2 hides other users' processes from /proc, so a
+    missing /proc/PID only counts as gone when ``kill(pid, 0)`` agrees.
+    """
+    if not _proc_is_ours():
+        return None, None
+    try:
+        with open(os.path.join(PROC, str(pid), 'stat'), 'rb') as f:
+            raw = f.read()
+    except FileNotFoundError:
+        return (False, None) if _pid_alive(pid) is False else (None, None)
+    except OSError:
+        return None, None
+    parsed = _parse_stat(raw)
+    if parsed is None:
+        return None, None
+    state, start = parsed
+    if state in ('Z', 'X'):
+        return False, None
+    return True, start
+
+
+def process_identity(pid: t.Optional[int]) -> dict:
+    """What a lease records about its holder ``pid`` of this machine, as seen from this process (see :data:`IDENTITY_KEYS`).
+
+    Call it where ``pid`` was observed (for a play, the controller): only there do the machine, the boot and the
+    PID namespace match the number.  Fields that cannot be read are None and are not recorded.
+    """
+    start = process_start(pid)[1] if _is_pid(pid) else None
+    return {'machine_id': read_machine_id(), 'boot_id': read_boot_id(), 'pid_namespace': read_pid_namespace(), 'pid_start': start}
+
+
+def _is_pid(pid: t.Any) -> bool:
+    return isinstance(pid, int) and not isinstance(pid, bool) and pid > 0
+
+
+def _missing_identity(lease: dict) -> t.List[str]:
+    missing = [key for key in ('machine_id', 'boot_id', 'pid_namespace') if not isinstance(lease.get(key), str) or not lease[key]]
+    if not isinstance(lease.get('pid_start'), int) or isinstance(lease.get('pid_start'), bool):
+        missing.append('pid_start')
+    return missing
+
+
+def holder_gone(lease: dict) -> t.Tuple[bool, str]:
+    """Whether the holder process of ``lease`` has provably ended; and why, or why that cannot be proven.
+
+    Proof needs every one of: the holder's machine is this one (machine ID), and either it has booted since
+    (boot ID), or in the same boot and PID namespace its PID no longer exists or names a process that started at
+    another time (the PID was reused).  Whatever cannot be told counts as alive: such a lease waits for its TTL.
+    """
+    pid = lease.get('pid')
+    if not _is_pid(pid):
+        return False, 'the lease names no holder process'
+    missing = _missing_identity(lease)
+    if missing:
+        return False, ("the lease does not record the holder's %s (an older lease, or not readable where it was taken)"
+                       % ', '.join(missing))
+    machine_id = read_machine_id()
+    if machine_id is None:
+        return False, "this machine's machine-id cannot be read"
+    if lease['machine_id'] != machine_id:
+        if lease.get('host') == current_host():
+            return False, 'another machine with the same host name: machine-id differs'
+        return False, 'the holder runs on another machine: machine-id differs'
+    boot_id = read_boot_id()
+    if boot_id is None:
+        return False, "this machine's boot_id cannot be read"
+    if lease['boot_id'] != boot_id:
+        return _rebooted_since(lease)
+    return _process_gone(pid, lease)
+
+
+def _rebooted_since(lease: dict) -> t.Tuple[bool, str]:
+    """Same machine ID, another boot ID: a reboot ended the holder, unless the holder renewed after this boot.
+
+    Then it cannot be a previous boot of this machine but a clone of its image that kept the machine ID.
+    """
+    booted = read_boot_time()
+    stamp = lease.get('renewed_epoch', lease.get('started_epoch'))
+    if booted is None or not isinstance(stamp, (int, float)):
+        return False, "its boot_id differs, but this machine's boot time, which tells a reboot from a clone, cannot be read"
+    if stamp >= booted:
+        return False, ('its boot_id differs but it renewed the lease after this machine booted: another machine with the same '
+                       'machine-id (a cloned image)')
+    return True, 'this machine rebooted since (boot_id differs)'
+
+
+def _process_gone(pid: int, lease: dict) -> t.Tuple[bool, str]:
+    """Same machine and boot: the PID, read in the holder's PID namespace, is gone or reused."""
+    namespace = read_pid_namespace()
+    if namespace is None:
+        return False, "this process's PID namespace cannot be read"
+    if lease['pid_namespace'] != namespace:
+        return False, 'pid %d is in another PID namespace (%s, here %s)' % (pid, lease['pid_namespace'], namespace)
+    exists, start = process_start(pid)
+    if exists is False:
+        return True, 'pid %d no longer runs' % pid
+    if exists is None or start is None:
+        return False, 'whether pid %d still runs cannot be told (/proc/%d is not readable here)' % (pid, pid)
+    if start != lease['pid_start']:
+        return True, 'pid %d is now another process (its start time differs)' % pid
+    return False, 'pid %d still runs' % pid
 
 
 def _read_json(path: str) -> t.Tuple[t.Optional[dict], t.Optional[str]]:
@@ -478,11 +674,15 @@ def check_lease(state_dir: str, lock_id: t.Optional[str], force: bool = False,
 def acquire_lease(state_dir: str, lock_id: str, ttl: float = 3600, timeout: float = 0, owner: t.Optional[str] = None,
                   host: t.Optional[str] = None, pid: t.Optional[int] = None, play: t.Optional[str] = None,
                   check_mode: bool = False, poll_interval: float = 1.0, flock_timeout: float = 60,
-                  clock: t.Callable[[], float] = time.time) -> dict:
+                  clock: t.Callable[[], float] = time.time, identity: t.Optional[dict] = None) -> dict:
     """Take (or renew) the deploy lease for ``lock_id``.
 
     Waits up to ``timeout`` seconds while somebody else holds an unexpired
-    lease, then raises :class:`LockTimeout` naming the holder.  Returns
+    lease, then raises :class:`LockTimeout` naming the holder and why it was
+    not taken over early.  An unexpired lease whose holder :func:`holder_gone`
+    proves dead is taken over at once.  ``identity`` is :func:`process_identity`
+    of ``pid``, read where ``pid`` runs; a renewal of the same ``pid`` keeps the
+    recorded one.  Returns
     ``{'changed', 'lease', 'renewed', 'taken_over', 'previous_holder', 'warnings'}``.
     In ``check_mode`` nothing is written (and the short flock is not taken,
     since that would create files); the answer is what would happen now.
@@ -494,7 +694,7 @@ def acquire_lease(state_dir: str, lock_id: str, ttl: float = 3600, timeout: floa
             flock = FileLock(os.path.join(state_dir, LOCK_FILE), timeout=flock_timeout, play=play, clock=clock)
             flock.acquire()
         try:
-            result = _try_take_lease(state_dir, lock_id, ttl, owner, host, pid, play, clock(), flock)
+            result = _try_take_lease(state_dir, lock_id, ttl, owner, host, pid, play, clock(), flock, identity)
         finally:
             release(flock)
         if result is not None:
@@ -504,14 +704,29 @@ def acquire_lease(state_dir: str, lock_id: str, ttl: float = 3600, timeout: floa
         if remaining <= 0:
             raise LockTimeout(
                 'Timed out after %ss waiting for the deploy lock of %s held by %s'
-                % (_fmt_secs(timeout), os.path.dirname(os.path.normpath(state_dir)), describe_holder(lease)),
+                % (_fmt_secs(timeout), os.path.dirname(os.path.normpath(state_dir)), _why_waiting(lease)),
                 holder=lease,
             )
         time.sleep(min(poll_interval, remaining))
 
 
+def _why_waiting(lease: t.Optional[dict]) -> str:
+    """The holder, and why its lease is not free before it expires."""
+    if not lease:
+        return describe_holder(lease)
+    dummy, why = holder_gone(lease)
+    return '%s; its holder could not be proven dead (%s), so the lease is free only when it expires at %s' % (
+        describe_holder(lease), why, lease.get('expires'))
+
+
+def _identity_fields(identity: t.Optional[dict]) -> dict:
+    """The readable fields of ``identity``: a field not recorded counts as unknown, which never frees a lease early."""
+    return dict((key, identity[key]) for key in IDENTITY_KEYS if identity and identity.get(key) is not None)
+
+
 def _try_take_lease(state_dir: str, lock_id: str, ttl: float, owner: t.Optional[str], host: t.Optional[str],
-                    pid: t.Optional[int], play: t.Optional[str], now: float, flock: t.Optional[FileLock]) -> t.Optional[dict]:
+                    pid: t.Optional[int], play: t.Optional[str], now: float, flock: t.Optional[FileLock],
+                    identity: t.Optional[dict] = None) -> t.Optional[dict]:
     """One attempt; ``None`` while somebody else holds an unexpired lease.  ``flock`` is None in check mode."""
     lease, error = read_lease(state_dir)
     warnings = []
@@ -530,7 +745,12 @@ def _try_take_lease(state_dir: str, lock_id: str, ttl: float, owner: t.Optional[
             previous = lease
             warnings.append('took over the expired deploy lock of %s' % describe_holder(lease))
         else:
-            return None
+            gone, why = holder_gone(lease)
+            if not gone:
+                return None
+            taken_over = True
+            previous = lease
+            warnings.append('took over the deploy lock of %s before it expired: %s' % (describe_holder(lease), why))
     started = now
     if renewed:
         # A renewal keeps what the first acquisition said about the holder unless told otherwise.
@@ -538,6 +758,8 @@ def _try_take_lease(state_dir: str, lock_id: str, ttl: float, owner: t.Optional[
             started = lease['started_epoch']
         owner = owner if owner is not None else lease.get('owner')
         host = host if host is not None else lease.get('host')
+        if identity is None and pid in (None, lease.get('pid')):
+            identity = lease  # what was recorded still describes the same process
         pid = pid if pid is not None else lease.get('pid')
         play = play if play is not None else lease.get('play')
     record = {
@@ -554,6 +776,7 @@ def _try_take_lease(state_dir: str, lock_id: str, ttl: float, owner: t.Optional[
         'expires': epoch_to_iso(now + ttl),
         'expires_epoch': now + ttl,
     }
+    record.update(_identity_fields(identity))
     if flock is not None:
         flock.verify()
         atomic_write(os.path.join(state_dir, LEASE_FILE), json.dumps(record, sort_keys=True, indent=2) + '\n')

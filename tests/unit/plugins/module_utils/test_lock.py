@@ -334,3 +334,230 @@ def test_lease_file_is_json(tmp_path):
     with open(os.path.join(sd, 'deploy.lock')) as f:
         data = json.load(f)
     assert data['expires_epoch'] - data['renewed_epoch'] == pytest.approx(10)
+
+
+# ------------------------------------------------------------------ who holds the lease (early takeover only on proof)
+
+HOLDER = {'machine_id': 'm-web1', 'boot_id': 'boot-1', 'pid_namespace': 'pid:[4026531836]', 'pid_start': 5000}
+
+
+@pytest.fixture
+def here(monkeypatch):
+    """Make this machine look like ``HOLDER``'s (override per test); ``procs`` maps running PIDs to their start times."""
+    view = dict(HOLDER, host='web1', boot_time=time.time() - 86400, procs={4242: 5000}, stat_readable=True)
+    monkeypatch.setattr(_lock, 'read_machine_id', lambda: view['machine_id'])
+    monkeypatch.setattr(_lock, 'read_boot_id', lambda: view['boot_id'])
+    monkeypatch.setattr(_lock, 'read_pid_namespace', lambda: view['pid_namespace'])
+    monkeypatch.setattr(_lock, 'read_boot_time', lambda: view['boot_time'])
+    monkeypatch.setattr(_lock, 'current_host', lambda: view['host'])
+
+    def process_start(pid):
+        if not view['stat_readable']:
+            return None, None
+        return (True, view['procs'][pid]) if pid in view['procs'] else (False, None)
+
+    monkeypatch.setattr(_lock, 'process_start', process_start)
+    return view
+
+
+def _held(tmp_path, identity=HOLDER, pid=4242):
+    sd = _state_dir(tmp_path)
+    acquire_lease(sd, 'run-1', ttl=600, owner='alice', host='web1', pid=pid, play='Deploy shop', identity=identity)
+    return sd
+
+
+def _not_taken_over(sd, reason):
+    with pytest.raises(LockTimeout) as exc:
+        acquire_lease(sd, 'run-2', timeout=0)
+    msg = str(exc.value)
+    assert 'pid=4242' in msg and 'host=web1' in msg and reason in msg
+    assert 'could not be proven dead' in msg and 'free only when it expires at ' in msg
+    assert read_lease(sd)[0]['lock_id'] == 'run-1'
+    return msg
+
+
+def _taken_over(sd, reason):
+    res = acquire_lease(sd, 'run-2', timeout=0)
+    assert res['changed'] and res['taken_over'] and res['previous_holder']['lock_id'] == 'run-1'
+    assert any('before it expired' in w and reason in w for w in res['warnings'])
+    assert read_lease(sd)[0]['lock_id'] == 'run-2'
+
+
+def test_lease_records_the_holder_identity_and_a_renewal_keeps_it(tmp_path, here):
+    sd = _held(tmp_path)
+    lease = read_lease(sd)[0]
+    assert {key: lease[key] for key in HOLDER} == HOLDER and lease['pid'] == 4242
+    acquire_lease(sd, 'run-1', ttl=600)
+    assert {key: read_lease(sd)[0][key] for key in HOLDER} == HOLDER
+    # Renewed for another process without its identity: the old one would describe the wrong process.
+    acquire_lease(sd, 'run-1', ttl=600, pid=4343)
+    assert not set(HOLDER) & set(read_lease(sd)[0])
+
+
+def test_lease_unreadable_identity_fields_are_not_recorded(tmp_path, here):
+    sd = _held(tmp_path, identity=dict(HOLDER, pid_namespace=None, pid_start=None))
+    lease = read_lease(sd)[0]
+    assert 'pid_namespace' not in lease and 'pid_start' not in lease and lease['machine_id'] == 'm-web1'
+    _not_taken_over(sd, "does not record the holder's pid_namespace, pid_start")
+
+
+def test_lease_same_host_name_on_another_machine_is_not_taken_over(tmp_path, here):
+    sd = _held(tmp_path)
+    here['machine_id'] = 'm-web1-clone'
+    here['procs'] = {}  # the PID means nothing here
+    _not_taken_over(sd, 'another machine with the same host name: machine-id differs')
+
+
+def test_lease_of_another_pid_namespace_is_not_taken_over(tmp_path, here):
+    sd = _held(tmp_path)
+    here['pid_namespace'] = 'pid:[4026532999]'
+    here['procs'] = {}
+    _not_taken_over(sd, 'pid 4242 is in another PID namespace')
+
+
+def test_lease_whose_pid_is_gone_is_taken_over_at_once(tmp_path, here):
+    sd = _held(tmp_path)
+    here['procs'] = {}
+    _taken_over(sd, 'pid 4242 no longer runs')
+
+
+def test_lease_whose_pid_was_reused_is_taken_over_at_once(tmp_path, here):
+    sd = _held(tmp_path)
+    here['procs'] = {4242: 9000}
+    _taken_over(sd, 'pid 4242 is now another process (its start time differs)')
+
+
+def test_lease_whose_holder_still_runs_is_not_taken_over(tmp_path, here):
+    sd = _held(tmp_path)
+    _not_taken_over(sd, 'pid 4242 still runs')
+
+
+def test_lease_of_a_previous_boot_is_taken_over_at_once(tmp_path, here):
+    sd = _held(tmp_path)
+    here.update(boot_id='boot-2', boot_time=time.time() + 5, procs={4242: 5000})  # a PID and start may repeat after a reboot
+    _taken_over(sd, 'this machine rebooted since (boot_id differs)')
+
+
+def test_lease_renewed_after_this_boot_by_a_clone_with_the_same_machine_id_is_not_taken_over(tmp_path, here):
+    sd = _held(tmp_path)
+    here.update(boot_id='boot-2', procs={})
+    _not_taken_over(sd, 'another machine with the same machine-id (a cloned image)')
+
+
+def test_lease_of_an_older_version_waits_for_its_ttl(tmp_path, here):
+    sd = _state_dir(tmp_path)
+    acquire_lease(sd, 'run-1', ttl=60, host='web1', pid=4242, clock=lambda: time.time() - 30)
+    here['procs'] = {}
+    _not_taken_over(sd, "does not record the holder's machine_id, boot_id, pid_namespace, pid_start (an older lease")
+    acquire_lease(sd, 'run-1', ttl=60, clock=lambda: time.time() - 90)  # renewed by its holder, 30 s later expired
+    res = acquire_lease(sd, 'run-2', timeout=0)
+    assert res['taken_over'] and any(w.startswith('took over the expired deploy lock') for w in res['warnings'])
+
+
+def test_lease_without_a_pid_is_never_taken_over_early(tmp_path, here):
+    sd = _held(tmp_path, pid=None)
+    with pytest.raises(LockTimeout, match='the lease names no holder process'):
+        acquire_lease(sd, 'run-2', timeout=0)
+
+
+def test_lease_holder_hidden_from_proc_counts_as_alive(tmp_path, here):
+    sd = _held(tmp_path)
+    here['stat_readable'] = False
+    _not_taken_over(sd, 'whether pid 4242 still runs cannot be told (/proc/4242 is not readable here)')
+
+
+@pytest.mark.parametrize('reader', ['read_machine_id', 'read_boot_id', 'read_pid_namespace'])
+def test_lease_holder_counts_as_alive_when_this_side_cannot_be_read(tmp_path, here, monkeypatch, reader):
+    sd = _held(tmp_path)
+    here['procs'] = {}
+    monkeypatch.setattr(_lock, reader, lambda: None)
+    _not_taken_over(sd, 'cannot be read')
+
+
+def test_lease_takeover_in_check_mode_writes_nothing(tmp_path, here):
+    sd = _held(tmp_path)
+    here['procs'] = {}
+    assert acquire_lease(sd, 'run-2', check_mode=True)['taken_over']
+    assert read_lease(sd)[0]['lock_id'] == 'run-1'
+
+
+# ------------------------------------------------------------------ the identity readers
+
+def _fake_proc(tmp_path, monkeypatch, stats):
+    """A /proc of our namespace holding only ``stats`` (PID -> /proc/PID/stat bytes)."""
+    proc = tmp_path / 'proc'
+    proc.mkdir()
+    os.symlink(str(os.getpid()), str(proc / 'self'))
+    for pid, raw in stats.items():
+        (proc / str(pid)).mkdir()
+        (proc / str(pid) / 'stat').write_bytes(raw)
+    monkeypatch.setattr(_lock, 'PROC', str(proc))
+
+
+def _stat(comm, state='S', start=123456):
+    return b'%d (%s) %s ' % (77, comm, state.encode()) + b' '.join(b'%d' % n for n in range(4, 22)) + b' %d 0 0\n' % start
+
+
+def test_process_start_reads_field_22_after_a_command_name_with_spaces_and_parentheses(tmp_path, monkeypatch):
+    _fake_proc(tmp_path, monkeypatch, {77: _stat(b'a) S 1 (b c) 99')})
+    assert _lock.process_start(77) == (True, 123456)
+
+
+def test_process_start_a_zombie_has_ended(tmp_path, monkeypatch):
+    _fake_proc(tmp_path, monkeypatch, {77: _stat(b'ansible-playboo', state='Z')})
+    assert _lock.process_start(77) == (False, None)
+
+
+@pytest.mark.parametrize('kill_says, expected', [(False, (False, None)), (True, (None, None)), (None, (None, None))])
+def test_process_start_missing_from_proc_is_gone_only_when_kill_agrees(tmp_path, monkeypatch, kill_says, expected):
+    # hidepid=2 hides other users' live processes from /proc; kill(pid, 0) still answers EPERM for them.
+    _fake_proc(tmp_path, monkeypatch, {})
+    monkeypatch.setattr(_lock, '_pid_alive', lambda pid: kill_says)
+    assert _lock.process_start(77) == expected
+
+
+def test_process_start_cannot_tell_through_a_proc_of_another_namespace(tmp_path, monkeypatch):
+    _fake_proc(tmp_path, monkeypatch, {77: _stat(b'x')})
+    os.unlink(str(tmp_path / 'proc' / 'self'))
+    os.symlink('1', str(tmp_path / 'proc' / 'self'))
+    assert _lock.process_start(77) == (None, None)
+
+
+def test_process_start_unparsable_stat_cannot_tell(tmp_path, monkeypatch):
+    _fake_proc(tmp_path, monkeypatch, {77: b'77 (x S 1 2\n'})
+    assert _lock.process_start(77) == (None, None)
+
+
+@pytest.mark.skipif(not os.path.isdir('/proc/self'), reason='needs Linux /proc')
+def test_lease_of_a_real_process_is_taken_over_once_it_has_exited(tmp_path):
+    proc = subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(120)'])
+    try:
+        identity = _lock.process_identity(proc.pid)
+        assert identity['pid_start'] == _lock.process_start(proc.pid)[1] and isinstance(identity['pid_start'], int)
+        sd = _state_dir(tmp_path)
+        acquire_lease(sd, 'run-1', ttl=600, pid=proc.pid, identity=identity)
+        if None in identity.values():
+            pytest.skip('this machine does not show every identity field: %r' % identity)
+        with pytest.raises(LockTimeout, match='pid %d still runs' % proc.pid):
+            acquire_lease(sd, 'run-2', timeout=0)
+    finally:
+        proc.kill()
+        proc.wait()
+    res = acquire_lease(sd, 'run-2', timeout=0)
+    assert res['taken_over'] and res['previous_holder']['pid'] == proc.pid
+
+
+def test_read_boot_time_finds_btime_after_long_lines(tmp_path, monkeypatch):
+    _fake_proc(tmp_path, monkeypatch, {})
+    (tmp_path / 'proc' / 'stat').write_text('cpu  1 2 3\nintr %s\nctxt 9\nbtime 1700000000\nprocesses 5\n' % ' '.join(['0'] * 20000))
+    assert _lock.read_boot_time() == 1700000000.0
+
+
+def test_read_machine_id_falls_back_to_dbus_while_systemd_has_none(tmp_path, monkeypatch):
+    systemd, dbus = tmp_path / 'machine-id', tmp_path / 'dbus-machine-id'
+    systemd.write_text('uninitialized\n')
+    dbus.write_text('0123abcd\n')
+    monkeypatch.setattr(_lock, 'MACHINE_ID_FILES', (str(systemd), str(dbus)))
+    assert _lock.read_machine_id() == '0123abcd'
+    dbus.unlink()
+    assert _lock.read_machine_id() is None
