@@ -80,6 +80,7 @@ from ansible_collections.zerodown.deploy.plugins.module_utils._fs import atomic_
 
 __all__ = [
     'FileLock',
+    'IDENTITY_KEYS',
     'LockError',
     'LockLost',
     'LockTimeout',
