@@ -84,15 +84,19 @@ def rejections(container):
     even when an earlier one failed (as it should). None means the role did
     not fail for that case.
     """
-    def run(role, cases):
+    def run(role, cases, tasks_from=None):
+        """tasks_from: {case: the role's task file (its entry point)} for the cases that do not start at main."""
         with tempfile.TemporaryDirectory() as tmp:
             out = os.path.join(tmp, "rejections.json")
             tasks = []
             for index, (case, role_vars) in enumerate(sorted(cases.items())):
+                include = {"name": role}
+                if (tasks_from or {}).get(case):
+                    include["tasks_from"] = tasks_from[case]
                 tasks.append({
                     "name": "Case %s" % case,
                     "block": [
-                        {"name": "Run the role", "ansible.builtin.include_role": {"name": role}, "vars": role_vars},
+                        {"name": "Run the role", "ansible.builtin.include_role": include, "vars": role_vars},
                         {"name": "Record that it did not fail", "ansible.builtin.set_fact": {"zd_case_%d" % index: None}},
                     ],
                     "rescue": [

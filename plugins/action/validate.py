@@ -41,11 +41,13 @@ def plain(value):
 class Settings(Mapping):
     """A role's variables, read on demand: the given values first, then the task's variables, templated once each."""
 
-    def __init__(self, templar, task_vars, given=None):
+    def __init__(self, templar, task_vars, given=None, option_names=()):
         self._templar = templar
         self._task_vars = task_vars
         self._given = dict(given or {})
         self._read = {}
+        # The role's own variables (its defaults), which the single-line rule scans whether or not another rule reads them.
+        self.option_names = sorted(set(option_names) | set(self._given))
 
     def __getitem__(self, name):
         if name not in self._read:
@@ -64,6 +66,17 @@ class Settings(Mapping):
     def __len__(self):
         return len(set(self._given) | set(self._read))
 
+    def scan(self, name):
+        """A value for a rule that looks at every variable: None when it is not defined or cannot be templated here (a
+        default that refers to what a later task sets); not counted as read."""
+        if name in self._read:
+            return self._read[name]
+        try:
+            value = self._given[name] if name in self._given else self._templar.template(self._task_vars[name])
+        except Exception:  # pylint: disable=broad-exception-caught
+            return None
+        return plain(value)
+
     @property
     def read(self):
         """The names a rule read, in order of their first use."""
@@ -74,6 +87,15 @@ class ActionModule(ActionBase):
 
     TRANSFERS_FILES = False
     _requires_connection = False
+
+    def _role_defaults(self):
+        """The names of the calling role's defaults (none when the task runs outside a role)."""
+        role = getattr(self._task, '_role', None)
+        try:
+            defaults = role.get_default_vars() if role is not None else {}
+        except Exception:  # pylint: disable=broad-exception-caught
+            return []
+        return [name for name in defaults if isinstance(name, str)] if isinstance(defaults, Mapping) else []
 
     def run(self, tmp=None, task_vars=None):
         task_vars = task_vars or {}
@@ -86,7 +108,7 @@ class ActionModule(ActionBase):
             settings=dict(type='dict'),
         ))
         role, entry = args['role'], args['entry']
-        settings = Settings(self._templar, task_vars, args['settings'])
+        settings = Settings(self._templar, task_vars, args['settings'], self._role_defaults())
         play = dict((name, plain(self._templar.template(task_vars[name]))) for name in PLAY_VARIABLES if name in task_vars)
         play.update(controller_facts())
         try:

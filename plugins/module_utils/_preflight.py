@@ -8,7 +8,8 @@
 release starts with the very units the ``socket_service`` role installs (same
 user, environment, hardening, ``Type=``; rendered by the role for the name
 ``NAME-preflight`` and a private socket only root may use), and must answer
-its health path several times in a row. The units are runtime units
+its health path several times in a row. The units pass ``systemd-analyze verify``
+first, in a directory of their own, as the installed units do. The units are runtime units
 (``/run/systemd/system``); whatever happens they are stopped, removed and
 forgotten again, so nothing of the live service is touched either way.
 
@@ -18,6 +19,8 @@ Standard library only.
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
 import time
 
 from ansible_collections.zerodown.deploy.plugins.module_utils._fs import atomic_write
@@ -71,6 +74,7 @@ class Candidate:
         result = {'changed': False, 'units': [self.socket_unit, self.service_unit], 'endpoint': self.endpoint}
         failure = None
         try:
+            self.verify()
             for unit, text in self.units.items():
                 atomic_write(self._path(unit), text, mode=0o644, durable=False)
             self.systemd.daemon_reload()
@@ -97,6 +101,21 @@ class Candidate:
                 message += '; last journal lines: ' + journal
             raise PreflightError(message, result)
         return result
+
+    def verify(self) -> None:
+        """The candidate's units pass ``systemd-analyze verify`` before systemd sees them: a directive that systemd ignores
+        (or one a bad value smuggled in) would otherwise run unchecked, and as root for an ExecStartPre=+."""
+        staging = tempfile.mkdtemp(prefix='zerodown-preflight-')
+        try:
+            paths = []
+            for unit, text in self.units.items():
+                paths.append(os.path.join(staging, unit))
+                atomic_write(paths[-1], text, mode=0o644, durable=False)
+            ok, said = self.systemd.verify(sorted(paths, key=lambda path: not path.endswith('.socket')))
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
+        if not ok:
+            raise SystemdError('its units failed `systemd-analyze verify`: %s' % said.strip())
 
     def clean_up(self) -> None:
         """Stop, remove and forget the units, whatever happened (a failed unit stays listed until reset).

@@ -60,7 +60,7 @@ from ansible_collections.zerodown.deploy.plugins.module_utils._systemd import (
     relative_steps,
     unit_failure,
 )
-from ansible_collections.zerodown.deploy.plugins.module_utils._validate import ValidationError, service_name
+from ansible_collections.zerodown.deploy.plugins.module_utils._validate import MAX_RATE, MAX_REQUESTS, MAX_SECONDS, ValidationError, service_name
 
 MODES = ('auto', 'restart', 'rolling', 'reload', 'command', 'blue_green', 'surge', 'drain_rolling')
 # The modes of the instances layout behind nginx (module_utils/_flip.py), which need the slots option.
@@ -73,11 +73,8 @@ PROBE_TIMEOUT = 5.0
 HEADER_NAME_RE = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")  # used with fullmatch()
 
 MAX_INSTANCES = 256
-MAX_SECONDS = 3600.0
 MAX_TIMEOUT = 300.0
 MAX_WORKERS = 64
-MAX_REQUESTS = 1000000
-MAX_RATE = 1000000.0
 
 
 class ActionError(Exception):
@@ -120,6 +117,8 @@ class RestartSettings:
                                  'port, http://127.0.0.1:PORT,' if mode == 'blue_green' else 'socket'))
         self.health_target = endpoint('health_target', params['health_target'], self.warnings) if params['health_target'] else self.target
         self.path = request_path('path', params['path'])
+        # POSTs can change data: they go where the caller named a safe endpoint, else to path.
+        self.post_path = request_path('post_path', params['post_path']) if params.get('post_path') else self.path
         self.health_path = request_path('health_path', params['health_path'])
         self.host_header = header_value('host_header', params['host_header'])
         self.marker_header = params['marker_header'] or None
@@ -254,8 +253,8 @@ class RestartSettings:
 
     def load(self) -> LoadRun:
         return LoadRun(self.target, duration=self.max_duration, max_requests=self.max_requests, workers=self.workers,
-                       post_ratio=self.post_ratio, paths=(self.path,), post_body=self.post_body, rate=self.rate, timeout=self.timeout,
-                       keep_alive=self.keep_alive, host_header=self.host_header, marker_header=self.marker_header)
+                       post_ratio=self.post_ratio, paths=(self.path,), post_paths=(self.post_path,), post_body=self.post_body,
+                       rate=self.rate, timeout=self.timeout, keep_alive=self.keep_alive, host_header=self.host_header, marker_header=self.marker_header)
 
 
 def check_units_loaded(settings: RestartSettings, systemd) -> None:

@@ -42,7 +42,8 @@ name one of that role's rules; entries in brackets when not all three)::
     app_name                  app (name); covers socket_service_name, nginx_upstream_name, release_name
     app_base_path             app (absolute, no '..'); release (no '.', '..', empty component);
                               nginx_upstream (BASE/current/public without spaces, ';', braces) [app_nginx]
-    app_user                  release (user name) [deploy]; socket_service_user (no rule)
+    app_user                  release (user name) [deploy]; app (not root without app_allow_root)
+    app_allow_root            spec only (bool); opts into app_user: root
     app_group                 release (group name) [deploy]
     app_deploy_user           release (user name) [deploy]
     app_source                app (type, its keys, repo/src/path) [deploy];
@@ -57,8 +58,8 @@ name one of that role's rules; entries in brackets when not all three)::
     app_env_file_content      no rule (its path is BASE/shared/.env, absolute by app_base_path)
     app_keep_releases         app (1 or more); covers release_keep_releases
     app_lock_timeout          release (0 or more) [deploy, rollback]
-    app_exec_start            app (absolute); covers socket_service_exec_start
-    app_exec_reload           socket_service (absolute)
+    app_exec_start            app (absolute; allowed systemd specifiers); covers socket_service_exec_start
+    app_exec_reload           socket_service (absolute); app (allowed systemd specifiers)
     app_service_type          spec only (choices)
     app_instances             app (1 to 64; 1 in proxy mode); covers socket_service_instances
     app_mode                  spec only (choices); selects the proxy rules
@@ -89,9 +90,10 @@ name one of that role's rules; entries in brackets when not all three)::
     app_verify_rate           app (more than 0)
     app_verify_path           app (starts with '/', no spaces)
     app_verify_post_ratio     app (0 to 1)
+    app_verify_post_path      app (empty, or starts with '/', no spaces); no POSTs unless set
     app_verify_baseline_seconds, app_verify_tail_seconds, app_verify_max_duration
                               app (the duration exceeds the other two)
-    app_verify_max_requests   spec only (int)
+    app_verify_max_requests   app (1 to the restart module's limit)
     app_verify_max_failed     app (0 or more)
     app_verify_max_latency_factor app (more than 0)
     app_verify_latency_allowance_ms app (0 or more)
@@ -106,6 +108,10 @@ name one of that role's rules; entries in brackets when not all three)::
     app_rollback_to           release (release ID) [rollback]
     app_rollback_mark_bad     spec only (bool)
     app_rollback_reason       spec only (str)
+
+Every app, release, socket_service and nginx_upstream variable except file contents and commands
+(MULTILINE_OPTIONS) must be a single line: app (no CR, LF, NUL) and the same rule of each role. '%' is refused in
+paths (app_base_path, app_listen, app_read_write_paths and socket_service's paths), where systemd would expand it.
 
 Standard library only: the modules import the primitives on the target.
 """
@@ -152,9 +158,9 @@ NGINX_SERVER_NAME_RE = re.compile(r'[^\s;{}"\']+')  # fullmatch
 NGINX_SIZE_RE = re.compile(r'[0-9]+[kKmMgG]?')  # fullmatch
 NGINX_TIME_RE = re.compile(r'off|max|epoch|-?([0-9]+(ms|s|m|h|d|w|M|y)?)+')  # fullmatch
 NGINX_PATH_RE = re.compile(r'/[^\s;{}]*')  # fullmatch
-NGINX_FILE_RE = re.compile(r'/[^\s;{}]+')  # fullmatch
+NGINX_FILE_RE = re.compile(r'/[^\s;{}"\'$]+')  # fullmatch
 NGINX_LOCATION_RE = re.compile(r'/([^\s;{}]*/)?')  # fullmatch
-NGINX_HEADER_VALUE_RE = re.compile(r'[^"\n;{}]*')  # fullmatch
+NGINX_HEADER_VALUE_RE = re.compile(r'[^"\'\r\n;{}$\\]*')  # fullmatch: '$' would make the header a variable clients set
 # A shared path that is not relative, or has '.', '..' or empty components.
 BAD_SHARED_PATH_RE = re.compile(r'^$|^/|(^|/)\.\.?(/|$)|//|/$')  # search
 
@@ -174,8 +180,27 @@ HOOK_PHASES = {
 }
 # The release role's environment file, linked from shared/ into every release.
 ENV_FILE_NAME = '.env'
+# The options whose values may span lines: file contents and shell commands, which no unit file or nginx config receives
+# (and two with a rule of their own that says more). Any other value with CR, LF or NUL would start a new directive.
+MULTILINE_OPTIONS = frozenset((
+    'app_env_file_content', 'app_build_commands', 'app_migrate_commands', 'app_rollback_reason',
+    'release_env', 'release_env_content', 'release_build_commands', 'release_migrate_commands', 'release_rollback_reason',
+    'nginx_upstream_extra_directives',
+))
+LINE_BREAK_RE = re.compile('[\r\n\x00]')  # search
+# The systemd specifiers a command may use (docs/socket_service.md): '%%' is a literal '%'; the others are the unit's
+# own names and the runtime directory. Any other '%X' would be expanded, or refused, by systemd at run time.
+COMMAND_SPECIFIERS = ('%%', '%i', '%I', '%n', '%N', '%p', '%t')
+SPECIFIER_RE = re.compile('%.?', re.DOTALL)  # finditer
 
 _TRUE = frozenset(('y', 'yes', 'on', '1', 'true', 't'))
+
+# The bounds of a measured restart (the zero_downtime_restart module reads them from here) and of a Unix socket path: the
+# kernel's sun_path holds 108 bytes with the final NUL.
+MAX_SECONDS = 3600.0
+MAX_REQUESTS = 1000000
+MAX_RATE = 1000000.0
+MAX_UNIX_PATH = 107
 
 
 class ValidationError(ValueError):
@@ -298,8 +323,39 @@ def is_exec_line(value) -> bool:
 
 
 def is_octal_mode(value) -> bool:
-    """A file mode as an octal string: 660 or 0660."""
+    """A file mode as octal digits: 660 or 0660."""
     return matches(OCTAL_MODE_RE, value)
+
+
+def gives_others_access(mode) -> bool:
+    """An octal mode whose last digit lets every other user in."""
+    return is_octal_mode(mode) and text(mode)[-1] != '0'
+
+
+def line_breaks(value, where: str) -> list:
+    """Where in a value (a string, or lists and mappings of them) CR, LF or NUL occur: 'where', 'where[0]', 'where.KEY'."""
+    if isinstance(value, str):
+        return [where] if LINE_BREAK_RE.search(value) else []
+    found = []
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if isinstance(key, str) and LINE_BREAK_RE.search(key):
+                found.append('a key of ' + where)
+            found += line_breaks(item, '%s.%s' % (where, key))
+    elif isinstance(value, (list, tuple)):
+        for index, item in enumerate(value):
+            found += line_breaks(item, '%s[%d]' % (where, index))
+    return found
+
+
+def unknown_specifiers(command) -> list:
+    """The systemd specifiers in a command line that COMMAND_SPECIFIERS does not allow (a lone trailing '%' included)."""
+    return unique(match.group(0) for match in SPECIFIER_RE.finditer(text(command)) if match.group(0) not in COMMAND_SPECIFIERS)
+
+
+def has_percent(value) -> bool:
+    """A '%' anywhere: systemd would expand it as a specifier in a path."""
+    return '%' in text(value)
 
 
 def is_env_name(value) -> bool:
@@ -331,6 +387,25 @@ def in_port_range(value) -> bool:
     return 1 <= to_int(value) <= 65535
 
 
+def octets_in_range(address) -> bool:
+    """Every dotted-decimal number of an IPv4 HOST:PORT at most 255 (the regexes only count digits); other forms pass."""
+    host = text(address).rsplit(':', 1)[0]
+    parts = host.split('.')
+    if len(parts) != 4 or not all(part.isdigit() for part in parts):
+        return True
+    return all(int(part) <= 255 for part in parts)
+
+
+def longest_socket_path(listen, instances: int, per_instance: bool) -> int:
+    """The longest Unix socket path, in bytes, the layout derives from ``listen``: with one socket per instance, the slot
+    sockets NAME-K.sock (K up to 2 x instances) and the positions NAME-live-I.sock beside it (_names.instance_listen)."""
+    path = text(listen)
+    if not per_instance:
+        return len(path.encode('utf-8'))
+    stem = path[:-len('.sock')] if path.endswith('.sock') else path
+    return len(stem.encode('utf-8')) + len('-live-%d.sock' % max(2 * instances, 1))
+
+
 def is_listen_address(value) -> bool:
     """A socket of systemd's: an absolute Unix path, IPv4:port, [IPv6]:port or a bare port, ports 1-65535."""
     address = text(value)
@@ -338,7 +413,7 @@ def is_listen_address(value) -> bool:
         return True
     tcp = IPV4_PORT_RE.fullmatch(address) or IPV6_PORT_RE.fullmatch(address)
     if tcp:
-        return in_port_range(address.rsplit(':', 1)[-1])
+        return in_port_range(address.rsplit(':', 1)[-1]) and octets_in_range(address)
     return BARE_PORT_RE.fullmatch(address) is not None and in_port_range(address)
 
 
@@ -348,7 +423,8 @@ def is_slot_listen(value) -> bool:
     address = text(value)
     if UNIX_PATH_RE.fullmatch(address):
         return True
-    return IPV4_PORT_RE.fullmatch(address) is not None and address.startswith('127.') and in_port_range(address.rsplit(':', 1)[-1])
+    return (IPV4_PORT_RE.fullmatch(address) is not None and address.startswith('127.') and in_port_range(address.rsplit(':', 1)[-1])
+            and octets_in_range(address))
 
 
 def is_upstream_server(value) -> bool:
@@ -422,6 +498,47 @@ class Messages(list):
             self.append(self.prefix + (message % args if args else message))
 
 
+def _single_lines(out, settings, prefix):
+    """CR, LF and NUL in any of the role's values but file contents and commands: in a unit file or an nginx config, a line
+    break starts a directive of its own (ExecStartPre=+... would run as root). The values are not shown: some are secrets."""
+    names = getattr(settings, 'option_names', None)
+    # The validate action passes every variable of the role; a rule only reads what it needs, templated on demand.
+    read = getattr(settings, 'scan', settings.get)
+    found = []
+    for option in sorted(settings) if names is None else names:
+        if option.startswith(prefix) and option not in MULTILINE_OPTIONS:
+            found += line_breaks(read(option), option)
+    out.rule(not found, 'these values must be single lines, without CR, LF or NUL, which would start a directive of their own in a '
+             'unit file or an nginx config: %s (the values are not shown).', ', '.join(found))
+
+
+def _command_specifiers(out, command, name):
+    bad = unknown_specifiers(command)
+    out.rule(not bad, "%s uses systemd specifiers that the collection does not allow: %s. systemd would expand them when the "
+             "unit runs. Allowed: %s; write %%%% for a literal %%.", name, ', '.join(bad), ', '.join(COMMAND_SPECIFIERS))
+
+
+def _no_percent(out, values, name):
+    bad = [text(value) for value in items(values) if has_percent(value)]
+    out.rule(not bad, "%s must not contain '%%': systemd expands %%X specifiers in the paths of a unit (got %s).", name, show(bad))
+
+
+def _socket_mode(out, s, prefix):
+    mode, allow = s[prefix + 'socket_mode'], s[prefix + 'socket_mode_allow_others']
+    # A number is refused: YAML reads an unquoted 0660 as 432, and SocketMode=432 lets everyone connect.
+    out.rule(isinstance(mode, str) and is_octal_mode(mode), "%ssocket_mode must be a quoted octal string such as '0660' (got %s %s; unquoted, YAML reads 0660 "
+             "as the number 432).", prefix, type(mode).__name__, show(mode))
+    out.rule(not gives_others_access(mode) or to_bool(allow),
+             "%ssocket_mode '%s' lets every local user connect to the socket, past nginx; use '0660' (the socket group), or set "
+             "%ssocket_mode_allow_others: true if that is meant.", prefix, show(mode), prefix)
+
+
+def _not_root(out, user, allow, name, allow_name):
+    out.rule(text(user) != 'root' or to_bool(allow),
+             "%s is root: the app would run with every privilege, and a flaw in it would own the host. Use an unprivileged user "
+             "(the default is the app's name), or set %s: true if it must run as root.", name, allow_name)
+
+
 def _env_keys(out, mapping, name, example, only_bad=False):
     bad = [key for key in keys(mapping) if not is_env_name(key)]
     out.rule(not bad, '%s keys must be variable names like %s (got %s).', name, example, show(bad if only_bad else keys(mapping)))
@@ -493,6 +610,13 @@ def _archive_src(out, src, name):
              "%s '%s' is neither an http(s)/ftp URL nor an existing file (absolute path) on the controller.", name, show(src))
 
 
+def _plain_download(out, src, checksum, name, checksum_name):
+    """Over http:// or ftp:// anyone on the path can swap the archive, and the release would run their code."""
+    out.rule(not re.match('(http|ftp)://', text(src)) or text(checksum) != '',
+             "%s '%s' is fetched without TLS, so anyone on the way can change it: set %s (such as sha256:HEX) or use https://.",
+             name, show(src), checksum_name)
+
+
 def _local_src(out, src, name):
     path = text(src)
     out.rule(is_absolute(path) and os.path.isdir(path),
@@ -538,6 +662,7 @@ def check_socket_service(settings, entry='main', play=None):
     """The rules of the socket_service role (entry points main and preflight)."""
     s = settings
     out = Messages('socket_service: ')
+    _single_lines(out, s, 'socket_service_')
     name = s['socket_service_name']
     out.rule(is_name(name), "socket_service_name must match %s (got '%s').", NAME_RULE, show(name))
     out.rule(is_exec_line(s['socket_service_exec_start']), "socket_service_exec_start must start with an absolute path (got '%s').",
@@ -545,12 +670,18 @@ def check_socket_service(settings, entry='main', play=None):
     reload_ = s['socket_service_exec_reload']
     out.rule(text(reload_) == '' or is_exec_line(reload_), "socket_service_exec_reload must start with an absolute path (got '%s').",
              show(reload_))
+    for option in ('socket_service_exec_start', 'socket_service_exec_reload'):
+        _command_specifiers(out, s[option], option)
+    for option in ('socket_service_listen', 'socket_service_working_directory', 'socket_service_environment_files',
+                   'socket_service_read_write_paths', 'socket_service_runtime_directory', 'socket_service_state_directory'):
+        _no_percent(out, s[option], option)
+    _socket_mode(out, s, 'socket_service_')
+    if not to_bool(s['socket_service_dynamic_user']):
+        _not_root(out, s['socket_service_user'], s['socket_service_allow_root'], 'socket_service_user', 'socket_service_allow_root')
     instances = s['socket_service_instances']
     out.rule(to_int(instances) >= 1, 'socket_service_instances must be 1 or more (got %s).', show(instances))
     backlog = s['socket_service_backlog']
     out.rule(to_int(backlog) >= 1, 'socket_service_backlog must be 1 or more (got %s).', show(backlog))
-    mode = s['socket_service_socket_mode']
-    out.rule(is_octal_mode(mode), "socket_service_socket_mode must be an octal string such as '0660' (got '%s').", show(mode))
     workdir = s['socket_service_working_directory']
     out.rule(text(workdir) == '' or re.match(r'-?/', text(workdir)), "socket_service_working_directory must be absolute (got '%s').",
              show(workdir))
@@ -570,7 +701,7 @@ def check_socket_service(settings, entry='main', play=None):
     listen = s['socket_service_listen']
     for address in items(listen):
         out.rule(is_listen_address(address),
-                 "listen address '%s' is malformed. Use an absolute Unix socket path (/run/app.sock), IPv4 'host:port' "
+                 "socket_service_listen address '%s' is malformed. Use an absolute Unix socket path (/run/app.sock), IPv4 'host:port' "
                  "(127.0.0.1:8000), IPv6 '[addr]:port' ([::]:8000) or a bare port.", show(address))
     runtime = text(s['socket_service_runtime_directory'])
     inside = re.compile('/run/%s(/|$)' % re.escape(runtime))
@@ -579,7 +710,7 @@ def check_socket_service(settings, entry='main', play=None):
              'would vanish on the first restart. Put it elsewhere, e.g. /run/%s.sock.', runtime, show(name))
     interval, burst = s['socket_service_start_limit_interval_sec'], s['socket_service_start_limit_burst']
     out.rule(to_int(interval) == 0 or to_float(interval) < to_float(restart_sec) * to_int(burst),
-             'StartLimitIntervalSec=%s with StartLimitBurst=%s and RestartSec=%s lets a crash loop reach the start limit; systemd '
+             'socket_service_start_limit_interval_sec: StartLimitIntervalSec=%s with StartLimitBurst=%s and RestartSec=%s lets a crash loop reach the start limit; systemd '
              'then fails the socket too and every queued and new connection is refused. Use start_limit_interval_sec: 0 (the '
              'default) or keep it below restart_sec x start_limit_burst.', show(interval), show(burst), show(restart_sec))
     _directive_keys(out, s['socket_service_hardening_overrides'], 'hardening override keys')
@@ -613,6 +744,7 @@ def check_nginx_upstream(settings, entry='main', play=None):
     """The rules of the nginx_upstream role that need only its variables (the socket access check reads the host)."""
     s = settings
     out = Messages('nginx_upstream: ')
+    _single_lines(out, s, 'nginx_upstream_')
     name = s['nginx_upstream_name']
     out.rule(is_name(name), "nginx_upstream_name must match %s (got '%s').", NAME_RULE, show(name))
     servers = items(s['nginx_upstream_servers'])
@@ -653,6 +785,10 @@ def check_nginx_upstream(settings, entry='main', play=None):
              'needs the private key too (nginx would refuse to start the site).')
     out.rule(cert == '' or is_absolute(cert), "nginx_upstream_tls_certificate must be an absolute path (got '%s').", cert)
     out.rule(key == '' or is_absolute(key), "nginx_upstream_tls_certificate_key must be an absolute path (got '%s').", key)
+    for option, value in (('nginx_upstream_tls_certificate', cert), ('nginx_upstream_tls_certificate_key', key)):
+        out.rule(not is_absolute(value) or matches(NGINX_FILE_RE, value),
+                 "%s must not contain spaces, ';', braces, quotes or '$', which would end or extend the directive in nginx's config "
+                 "(got '%s').", option, value)
     tls_listen = items(s['nginx_upstream_tls_listen']) if tls else []
     out.rule(not tls or (tls_listen and size(s['nginx_upstream_tls_protocols']) > 0),
              'with TLS on, nginx_upstream_tls_listen and nginx_upstream_tls_protocols must not be empty.')
@@ -671,7 +807,7 @@ def check_nginx_upstream(settings, entry='main', play=None):
     out.rule(is_nginx_time(expires), "nginx_upstream_static_expires must be an nginx time such as 7d, 12h, max or off (got '%s').",
              show(expires))
     out.rule(matches(NGINX_HEADER_VALUE_RE, s['nginx_upstream_static_cache_control']),
-             "nginx_upstream_static_cache_control must not contain quotes, ';', braces or newlines.")
+             "nginx_upstream_static_cache_control must not contain quotes, ';', braces, '$', backslashes or newlines.")
     health = s['nginx_upstream_health_path']
     out.rule(text(health) == '' or matches(NGINX_PATH_RE, health),
              "nginx_upstream_health_path must start with '/' and contain no spaces (got '%s').", show(health))
@@ -692,11 +828,11 @@ def check_nginx_upstream(settings, entry='main', play=None):
 
     for server in servers:
         well_formed = is_upstream_server(server)
-        out.rule(well_formed, "upstream server '%s' is malformed. Use unix:/absolute/path.sock (the socket of socket_service), "
+        out.rule(well_formed, "nginx_upstream_servers: upstream server '%s' is malformed. Use unix:/absolute/path.sock (the socket of socket_service), "
                  "host:port (app1.internal:8000, 10.0.0.5:8000) or [IPv6]:port ([fd00::5]:8000).", show(server))
         port = text(server).rsplit(':', 1)[-1]
         out.rule(not well_formed or text(server).startswith('unix:') or in_port_range(port),
-                 "upstream server '%s' has port %s, outside 1-65535.", show(server), port)
+                 "nginx_upstream_servers: upstream server '%s' has port %s, outside 1-65535.", show(server), port)
     ssl_hint = '; TLS addresses go in nginx_upstream_tls_listen, which adds ssl'
     _nginx_listen(out, listen, 'nginx_upstream_listen', ssl_hint)
     _nginx_listen(out, tls_listen, 'nginx_upstream_tls_listen', ssl_hint)
@@ -709,6 +845,7 @@ def check_release(settings, entry='main', play=None):
     """The rules of the release role (entry points main and rollback); the files named are looked up on the controller."""
     s = settings
     out = Messages('release: ')
+    _single_lines(out, s, 'release_')
     base = s['release_base_path']
     out.rule(is_absolute(base), "release_base_path must be an absolute path (got '%s').", show(base))
     out.rule(is_clean_base(base), "release_base_path must not be / and must not contain '.', '..' or empty components (got '%s').",
@@ -742,6 +879,9 @@ def check_release(settings, entry='main', play=None):
             out.rule(source != kind or size(src) > 0, '%s is required when release_source_type is %s (%s).', option, kind, where)
             if size(src) > 0:
                 exists(out, src, option)
+        if source == 'archive':
+            _plain_download(out, s['release_archive_src'], s['release_archive_checksum'], 'release_archive_src',
+                            'release_archive_checksum')
         strip = s['release_archive_strip']
         out.rule(to_int(strip) >= 0, 'release_archive_strip must be 0 or more (got %s).', show(strip))
         _local_exclude(out, s['release_local_exclude'], 'release_local_exclude')
@@ -776,6 +916,7 @@ def check_app(settings, entry='deploy', play=None):
     s = settings
     play = play or {}
     out = Messages('app: ')
+    _single_lines(out, s, 'app_')
     name = s['app_name']
     out.rule(is_name(name), "app_name must match %s (got '%s').", NAME_RULE, show(name))
     base = text(s['app_base_path'])
@@ -787,6 +928,11 @@ def check_app(settings, entry='deploy', play=None):
     exec_reload = s['app_exec_reload']
     out.rule(text(exec_reload) == '' or is_exec_line(exec_reload), "app_exec_reload must start with an absolute path (got '%s').",
              show(exec_reload))
+    for option in ('app_exec_start', 'app_exec_reload'):
+        _command_specifiers(out, s[option], option)
+    for option in ('app_base_path', 'app_listen', 'app_read_write_paths'):
+        _no_percent(out, s[option], option)
+    _not_root(out, s['app_user'], s['app_allow_root'], 'app_user', 'app_allow_root')
     instances = s['app_instances']
     out.rule(1 <= to_int(instances) <= 64, 'app_instances must be between 1 and 64 (got %s).', show(instances))
     for option in ('app_health_path', 'app_verify_path'):
@@ -797,6 +943,13 @@ def check_app(settings, entry='deploy', play=None):
     out.rule(listen_ok, "app_listen must be an absolute Unix socket path or 'host:port' such as 127.0.0.1:8000 (got '%s').", listen)
     out.rule(not listen_ok or unix or in_port_range(listen.rsplit(':', 1)[-1]),
              "app_listen address '%s' is malformed: its port is outside 1-65535.", listen)
+    out.rule(not listen_ok or unix or octets_in_range(listen), "app_listen address '%s' is malformed: an IPv4 number is above 255.",
+             listen)
+    per_instance = s['app_mode'] != 'proxy' and to_bool(s['app_nginx']) and (to_bool(s['app_surge']) or to_int(instances) > 1)
+    out.rule(not unix or longest_socket_path(listen, to_int(instances), per_instance) <= MAX_UNIX_PATH,
+             "app_listen '%s' is too long for a Unix socket: the layout derives paths of up to %d bytes from it, and the kernel takes "
+             "%d; use a shorter path such as /run/%s/%s.sock.", listen, longest_socket_path(listen, to_int(instances), per_instance),
+             MAX_UNIX_PATH, show(name), show(name))
     server_name = s['app_server_name']
     out.rule(matches(HOST_NAME_RE, server_name), "app_server_name must be one host name such as shop.example.com (got '%s').",
              show(server_name))
@@ -810,7 +963,7 @@ def check_app(settings, entry='deploy', play=None):
         out.rule(not base_ok or NGINX_PATH_RE.fullmatch(base_path(base) + '/current/public'),
                  "app_base_path must not contain spaces, ';' or braces with app_nginx: true, nginx serves BASE/current/public "
                  "(got '%s').", base)
-        listen_valid = listen_ok and (unix or in_port_range(listen.rsplit(':', 1)[-1]))
+        listen_valid = listen_ok and (unix or (in_port_range(listen.rsplit(':', 1)[-1]) and octets_in_range(listen)))
         if listen_valid and s['app_mode'] != 'proxy' and (to_bool(s['app_surge']) or to_int(instances) > 1):
             # One socket per instance behind nginx (layout instances).
             _instances_layout(out, s, 'app_listen', None, 'app_nginx: true (one socket per instance; app_surge: false with one '
@@ -821,7 +974,17 @@ def check_app(settings, entry='deploy', play=None):
         out.rule(least <= to_int(s[option]) <= most, '%s must be between %d and %d (got %s).', option, least, most, show(s[option]))
     rate, ratio = s['app_verify_rate'], s['app_verify_post_ratio']
     out.rule(to_float(rate) > 0, 'app_verify_rate must be more than 0 requests per second (got %s).', show(rate))
+    out.rule(to_float(rate) <= MAX_RATE, 'app_verify_rate must be at most %d requests per second (got %s).', MAX_RATE, show(rate))
     out.rule(0 <= to_float(ratio) <= 1, 'app_verify_post_ratio must be between 0 and 1 (got %s).', show(ratio))
+    post_path = s['app_verify_post_path']
+    out.rule(text(post_path) == '' or matches(HEALTH_PATH_RE, post_path),
+             "app_verify_post_path must be empty (no POSTs) or start with '/' and contain no spaces (got '%s').", show(post_path))
+    requests = s['app_verify_max_requests']
+    out.rule(1 <= to_int(requests) <= MAX_REQUESTS, 'app_verify_max_requests must be between 1 and %d (got %s).', MAX_REQUESTS,
+             show(requests))
+    for option in ('app_verify_baseline_seconds', 'app_verify_tail_seconds', 'app_verify_max_duration'):
+        out.rule(0 <= to_float(s[option]) <= MAX_SECONDS, '%s must be between 0 and %d seconds (got %s).', option, MAX_SECONDS,
+                 show(s[option]))
     max_failed = s['app_verify_max_failed']
     out.rule(to_int(max_failed) >= 0, 'app_verify_max_failed must be 0 or more (got %s).', show(max_failed))
     factor, allowance = s['app_verify_max_latency_factor'], s['app_verify_latency_allowance_ms']
@@ -848,6 +1011,8 @@ def check_app(settings, entry='deploy', play=None):
         ports = s['app_proxy_ports']
         _proxy_ports(out, ports, 'app_proxy_ports')
         _more_than_zero_seconds(out, s['app_proxy_drain_timeout'], 'app_proxy_drain_timeout')
+        out.rule(to_float(s['app_proxy_drain_timeout']) <= MAX_SECONDS, 'app_proxy_drain_timeout must be at most %d seconds (got %s).',
+                 MAX_SECONDS, show(s['app_proxy_drain_timeout']))
         out.rule(s['app_hardening_profile'] != 'isolated',
                  "app_hardening_profile: isolated gives the app a network of its own, where the slot's proxy cannot reach "
                  "127.0.0.1:PORT; use 'default' with app_mode: proxy.")
@@ -908,6 +1073,7 @@ def _check_app_source(out, source, play=None):
                      show(source[key]))
     if kind == 'archive' and size(source.get('src', '')) > 0:
         _archive_src(out, source['src'], 'app_source.src')
+        _plain_download(out, source['src'], source.get('checksum', ''), 'app_source.src', 'app_source.checksum')
     if kind == 'local' and size(source.get('path', '')) > 0:
         _local_src(out, source['path'], 'app_source.path')
     if 'exclude' in source:

@@ -142,8 +142,14 @@ options:
   post_ratio:
     description:
       - Share of POST requests, 0 to 1. The mix is deterministic.
+      - POSTs can write data. Send them only to an endpoint that is safe to call, named in O(post_path); the P(zerodown.deploy.app#role)
+        role sends none unless C(app_verify_post_path) names one.
     type: float
     default: 0.5
+  post_path:
+    description:
+      - Path of the POST requests. Defaults to O(path).
+    type: str
   post_body:
     description:
       - Body of the POST requests (sent as C(application/x-www-form-urlencoded)).
@@ -680,6 +686,7 @@ def main() -> None:
             workers=dict(type='int', default=4),
             rate=dict(type='float'),
             post_ratio=dict(type='float', default=0.5),
+            post_path=dict(type='str'),
             post_body=dict(type='str', default='zerodown=probe'),
             keep_alive=dict(type='bool', default=False),
             timeout=dict(type='float', default=10),

@@ -28,7 +28,9 @@ SOCKET_SERVICE = {
     'socket_service_environment': {}, 'socket_service_health_path': '', 'socket_service_exposure_max': None,
     'socket_service_restart_sec': 1, 'socket_service_listen': [trust_as_template('/run/{{ socket_service_name }}.sock')],
     'socket_service_runtime_directory': '', 'socket_service_start_limit_interval_sec': 0, 'socket_service_start_limit_burst': 5,
-    'socket_service_hardening_overrides': {}, 'socket_service_mode': 'socket',
+    'socket_service_hardening_overrides': {}, 'socket_service_mode': 'socket', 'socket_service_state_directory': '',
+    'socket_service_socket_mode_allow_others': False, 'socket_service_dynamic_user': False, 'socket_service_user': 'hello',
+    'socket_service_allow_root': False,
     # Read by no rule: templating it would fail.
     'socket_service_description': trust_as_template('{{ undefined_variable }}'),
 }
@@ -79,7 +81,7 @@ def test_given_settings_win_over_the_task_variables():
 def test_a_rendered_value_is_shown_as_the_template_showed_it():
     listen = [trust_as_template('{{ socket_service_name }}:{{ 70000 }}')]
     result = run(dict(SOCKET_SERVICE, socket_service_listen=listen), role='socket_service')
-    assert result['messages'][0].startswith("socket_service: listen address 'hello:70000' is malformed.")
+    assert result['messages'][0].startswith("socket_service: socket_service_listen address 'hello:70000' is malformed.")
 
 
 def test_the_play_variables_are_read_for_the_load_balancer_rules():
@@ -127,4 +129,18 @@ def _app_settings():
         'app_environment': {}, 'app_read_write_paths': [], 'app_hardening_overrides': {}, 'app_mode': 'socket',
         'app_surge': True, 'app_nginx_keepalive': 32, 'app_verify_max_latency_factor': 3, 'app_verify_latency_allowance_ms': 250,
         'app_deploy_time': '', 'app_lb_backend': 'web1:80', 'app_lb_drain_timeout': 60, 'app_lb_drain': False, 'app_lb_hosts': [],
+        'app_user': trust_as_template('{{ app_name }}'), 'app_allow_root': False, 'app_verify_post_path': '', 'app_verify_max_requests': 50000,
     }
+
+
+def test_every_variable_of_the_role_is_scanned_for_line_breaks_without_counting_as_read():
+    """A newline in a variable no other rule reads (KillSignal= in the unit) is still refused; one that cannot be templated
+    here is skipped, not an error."""
+    task_vars = dict(SOCKET_SERVICE, socket_service_kill_signal='SIGTERM\nUser=root')
+    with mock.patch.object(action.ActionModule, '_role_defaults', return_value=sorted(task_vars)):
+        result = run(task_vars, role='socket_service')
+    assert result['failed'] is True
+    assert result['messages'] == ['socket_service: these values must be single lines, without CR, LF or NUL, which would start a '
+                                  'directive of their own in a unit file or an nginx config: socket_service_kill_signal (the values '
+                                  'are not shown).']
+    assert 'socket_service_kill_signal' not in result['validated'] and 'socket_service_description' not in result['validated']

@@ -45,11 +45,18 @@ def serve(path, status):
 
 
 class FakeSystemd:
-    def __init__(self, start_rc=0, state='active', journal=''):
+    def __init__(self, start_rc=0, state='active', journal='', verify=(True, '')):
         self.start_rc = start_rc
         self.state = state
         self.journal_text = journal
+        self.verify_answer = verify
+        self.verified = []
         self.calls = []
+
+    def verify(self, paths):
+        # What systemd-analyze would read: the staged files, which exist while it runs.
+        self.verified.append([(os.path.basename(path), open(path, encoding='utf-8').read()) for path in paths])
+        return self.verify_answer
 
     def daemon_reload(self):
         self.calls.append(('daemon-reload',))
@@ -129,3 +136,22 @@ def test_a_candidate_that_does_not_start_fails_with_its_state(tmp_path, sock_dir
         candidate(tmp_path, systemd, 'unix:' + os.path.join(sock_dir, 'none.sock')).run()
     assert 'hello-preflight.service did not start' in exc.value.msg
     assert_cleaned_up(tmp_path, systemd)
+
+
+def test_the_candidates_units_are_verified_before_systemd_sees_them(tmp_path, sock_dir):
+    path = os.path.join(sock_dir, 'pf.sock')
+    server = serve(path, 200)
+    try:
+        systemd = FakeSystemd()
+        candidate(tmp_path, systemd, 'unix:' + path).run()
+    finally:
+        server.shutdown()
+    assert systemd.verified == [[('hello-preflight.socket', '[Socket]\n'), ('hello-preflight.service', '[Service]\n')]]
+
+
+def test_a_candidate_whose_units_fail_verify_is_never_started(tmp_path):
+    systemd = FakeSystemd(verify=(False, 'hello-preflight.service:3: Unknown key name \'ExecStartPr\' in section \'Service\''))
+    with pytest.raises(PreflightError, match="its units failed `systemd-analyze verify`: hello-preflight.service:3: Unknown key"):
+        candidate(tmp_path, systemd, 'unix:/nonexistent.sock').run()
+    assert ('daemon-reload',) not in systemd.calls and not any(call[0] == 'start' for call in systemd.calls)
+    assert not any(name.startswith('hello-preflight') for name in os.listdir(tmp_path))

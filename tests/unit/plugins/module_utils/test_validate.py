@@ -141,7 +141,7 @@ REJECTED = [
     case('socket_service', 'main', {'socket_service_backlog': 0},
          'socket_service: socket_service_backlog must be 1 or more (got 0).'),
     case('socket_service', 'main', {'socket_service_socket_mode': '0699'},
-         "socket_service: socket_service_socket_mode must be an octal string such as '0660' (got '0699')."),
+         "socket_service: socket_service_socket_mode must be a quoted octal string such as '0660' (got str 0699; unquoted, YAML reads 0660 as the number 432)."),
     case('socket_service', 'main', {'socket_service_working_directory': 'srv/hello'},
          "socket_service: socket_service_working_directory must be absolute (got 'srv/hello')."),
     case('socket_service', 'main', {'socket_service_environment_files': ['/etc/a', 'relative']},
@@ -157,17 +157,17 @@ REJECTED = [
     case('socket_service', 'main', {'socket_service_restart_sec': 0},
          'socket_service: socket_service_restart_sec must be greater than 0 (got 0).'),
     case('socket_service', 'main', {'socket_service_listen': ['localhost:http', '127.0.0.1:70000', '/run/ok.sock', '8000', '[::]:0']},
-         "socket_service: listen address 'localhost:http' is malformed. Use an absolute Unix socket path (/run/app.sock), "
+         "socket_service: socket_service_listen address 'localhost:http' is malformed. Use an absolute Unix socket path (/run/app.sock), "
          "IPv4 'host:port' (127.0.0.1:8000), IPv6 '[addr]:port' ([::]:8000) or a bare port.",
-         "socket_service: listen address '127.0.0.1:70000' is malformed. Use an absolute Unix socket path (/run/app.sock),"
+         "socket_service: socket_service_listen address '127.0.0.1:70000' is malformed. Use an absolute Unix socket path (/run/app.sock),"
          " IPv4 'host:port' (127.0.0.1:8000), IPv6 '[addr]:port' ([::]:8000) or a bare port.",
-         "socket_service: listen address '[::]:0' is malformed. Use an absolute Unix socket path (/run/app.sock), IPv4 "
+         "socket_service: socket_service_listen address '[::]:0' is malformed. Use an absolute Unix socket path (/run/app.sock), IPv4 "
          "'host:port' (127.0.0.1:8000), IPv6 '[addr]:port' ([::]:8000) or a bare port."),
     case('socket_service', 'main', {'socket_service_runtime_directory': 'hello', 'socket_service_listen': ['/run/hello/app.sock']},
          'socket_service: a socket path lies inside RuntimeDirectory=/run/hello, which systemd deletes whenever the '
          'service stops; the socket would vanish on the first restart. Put it elsewhere, e.g. /run/hello.sock.'),
     case('socket_service', 'main', {'socket_service_start_limit_interval_sec': 60},
-         'socket_service: StartLimitIntervalSec=60 with StartLimitBurst=5 and RestartSec=1 lets a crash loop reach the '
+         'socket_service: socket_service_start_limit_interval_sec: StartLimitIntervalSec=60 with StartLimitBurst=5 and RestartSec=1 lets a crash loop reach the '
          'start limit; systemd then fails the socket too and every queued and new connection is refused. Use '
          'start_limit_interval_sec: 0 (the default) or keep it below restart_sec x start_limit_burst.'),
     case('socket_service', 'main', {'socket_service_hardening_overrides': {'privateNetwork': 'yes'}},
@@ -263,7 +263,7 @@ REJECTED = [
          "nginx_upstream: nginx_upstream_static_expires must be an nginx time such as 7d, 12h, max or off (got 'one "
          "week')."),
     case('nginx_upstream', 'main', {'nginx_upstream_static_cache_control': 'public; evil'},
-         "nginx_upstream: nginx_upstream_static_cache_control must not contain quotes, ';', braces or newlines."),
+         "nginx_upstream: nginx_upstream_static_cache_control must not contain quotes, ';', braces, '$', backslashes or newlines."),
     case('nginx_upstream', 'main', {'nginx_upstream_health_path': 'healthz'},
          "nginx_upstream: nginx_upstream_health_path must start with '/' and contain no spaces (got 'healthz')."),
     case('nginx_upstream', 'main', {'nginx_upstream_access_log': 'logs/a.log'},
@@ -279,13 +279,13 @@ REJECTED = [
     case('nginx_upstream', 'main', {'nginx_upstream_extra_directives': ['gzip on;\nevil on;']},
          'nginx_upstream: nginx_upstream_extra_directives must be one directive per item, without newlines.'),
     case('nginx_upstream', 'main', {'nginx_upstream_servers': ['unix:run/hello.sock', 'app1.internal']},
-         "nginx_upstream: upstream server 'unix:run/hello.sock' is malformed. Use unix:/absolute/path.sock (the socket of "
+         "nginx_upstream: nginx_upstream_servers: upstream server 'unix:run/hello.sock' is malformed. Use unix:/absolute/path.sock (the socket of "
          'socket_service), host:port (app1.internal:8000, 10.0.0.5:8000) or [IPv6]:port ([fd00::5]:8000).',
-         "nginx_upstream: upstream server 'app1.internal' is malformed. Use unix:/absolute/path.sock (the socket of "
+         "nginx_upstream: nginx_upstream_servers: upstream server 'app1.internal' is malformed. Use unix:/absolute/path.sock (the socket of "
          'socket_service), host:port (app1.internal:8000, 10.0.0.5:8000) or [IPv6]:port ([fd00::5]:8000).'),
     case('nginx_upstream', 'main', {'nginx_upstream_servers': ['app1.internal:70000', 'unix:/run/ok.sock', '[fd00::5]:0']},
-         "nginx_upstream: upstream server 'app1.internal:70000' has port 70000, outside 1-65535.",
-         "nginx_upstream: upstream server '[fd00::5]:0' has port 0, outside 1-65535."),
+         "nginx_upstream: nginx_upstream_servers: upstream server 'app1.internal:70000' has port 70000, outside 1-65535.",
+         "nginx_upstream: nginx_upstream_servers: upstream server '[fd00::5]:0' has port 0, outside 1-65535."),
     case('nginx_upstream', 'main', {'nginx_upstream_listen': ['80000', '443 ssl', '127.0.0.1:8080 default_server']},
          "nginx_upstream: nginx_upstream_listen entry '80000' is malformed or its port is outside 1-65535. Use "
          '[address:]port (80, 127.0.0.1:8080, [::]:80) optionally followed by default_server, reuseport, deferred, '
@@ -607,7 +607,9 @@ def test_every_problem_is_reported_at_once():
 
 
 def test_a_trailing_newline_does_not_slip_through_an_anchored_pattern():
-    assert check('app', settings('app', app_name='shop\n'), 'verify', PLAY)[0] == "app: app_name must match [A-Za-z0-9][A-Za-z0-9_.-]* (got 'shop\n')."
+    messages = check('app', settings('app', app_name='shop\n'), 'verify', PLAY)
+    assert "app: app_name must match [A-Za-z0-9][A-Za-z0-9_.-]* (got 'shop\n')." in messages
+    assert messages[0].startswith('app: these values must be single lines, without CR, LF or NUL') and 'app_name' in messages[0]
 
 
 def test_unknown_roles_and_entry_points_are_refused():
@@ -711,3 +713,60 @@ def test_service_and_unit_names():
     assert _validate.unit_name('hello@2.service') == 'hello@2.service'
     with pytest.raises(ValidationError, match='is not a unit name'):
         _validate.unit_name('hello.timer')
+
+
+# --------------------------------------------------------------------------- the bad-input table
+
+# tests/bad_input/cases.yml: every case is refused by what runs before the role's first change, the role's argument spec
+# (types and choices) and the validator, with a message that names the variable. The Molecule runner
+# (molecule/socket_service/tests/test_bad_input.py) plays the same table against a real host.
+with open(os.path.join(ROOT, 'tests', 'bad_input', 'cases.yml'), encoding='utf-8') as _handle:
+    BAD_INPUT = yaml.safe_load(_handle)
+# The validator's entry points that the argument specs call main.
+SPEC_ENTRY = {'deploy': 'main'}
+
+
+def controller_paths(value):
+    """The table's placeholders: @DIR@ and @FILE@ exist on the controller."""
+    if isinstance(value, dict):
+        return dict((key, controller_paths(item)) for key, item in value.items())
+    if isinstance(value, list):
+        return [controller_paths(item) for item in value]
+    return {'@DIR@': HERE, '@FILE@': HERE_FILE}.get(value, value) if isinstance(value, str) else value
+
+
+def spec_errors(role, entry, values):
+    """What the role's argument spec refuses of the values (ansible-core validates it before the role's first task)."""
+    from ansible.module_utils.common.arg_spec import ArgumentSpecValidator  # pylint: disable=import-outside-toplevel
+    with open(os.path.join(ROOT, 'roles', role, 'meta', 'argument_specs.yml'), encoding='utf-8') as handle:
+        options = yaml.safe_load(handle)['argument_specs'][SPEC_ENTRY.get(entry, entry)]['options']
+    return ArgumentSpecValidator(options).validate(values).error_messages
+
+
+def refusals(case):
+    role = case['role']
+    entry = case.get('entry', _validate.CHECKS[role][1][0])
+    values = dict(controller_paths(BAD_INPUT['baselines'][role]), **controller_paths(case['vars']))
+    return spec_errors(role, entry, values) + check(role, settings(role, **values), entry, PLAY)
+
+
+def test_the_bad_input_table_covers_every_role_with_80_cases_or_more():
+    cases = BAD_INPUT['cases']
+    ids = [case['id'] for case in cases]
+    assert len(cases) >= 80 and len(ids) == len(set(ids))
+    assert set(case['role'] for case in cases) == set(_validate.CHECKS)
+
+
+@pytest.mark.parametrize('role', sorted(_validate.CHECKS))
+def test_the_bad_input_baselines_are_valid(role):
+    """A case fails because of what it changes, not because of the baseline it starts from."""
+    values = controller_paths(BAD_INPUT['baselines'][role])
+    entry = _validate.CHECKS[role][1][0]
+    assert spec_errors(role, entry, values) + check(role, settings(role, **values), entry, PLAY) == []
+
+
+@pytest.mark.parametrize('case', BAD_INPUT['cases'], ids=[case['id'] for case in BAD_INPUT['cases']])
+def test_bad_input_is_refused_naming_the_variable(case):
+    messages = refusals(case)
+    assert any(case['error'] in message for message in messages), messages
+    assert any(name in case['error'] for name in case['vars']) or any(name in message for message in messages for name in case['vars'])
