@@ -160,6 +160,10 @@ NGINX_TIME_RE = re.compile(r'off|max|epoch|-?([0-9]+(ms|s|m|h|d|w|M|y)?)+')  # f
 NGINX_PATH_RE = re.compile(r'/[^\s;{}]*')  # fullmatch
 NGINX_FILE_RE = re.compile(r'/[^\s;{}"\'$]+')  # fullmatch
 NGINX_LOCATION_RE = re.compile(r'/([^\s;{}]*/)?')  # fullmatch
+NGINX_CIPHERS_RE = re.compile(r'[A-Za-z0-9:_+!@=.-]+')  # fullmatch: an OpenSSL cipher list
+# A trusted proxy for set_real_ip_from: unix:, IPv4 or IPv6, optionally a CIDR range.
+REAL_IP_FROM_RE = re.compile(r'unix:|([0-9]{1,3}\.){3}[0-9]{1,3}(/[0-9]{1,2})?|[0-9A-Fa-f:]*:[0-9A-Fa-f:.]*(/[0-9]{1,3})?', re.ASCII)
+REDIRECT_HOST_RE = re.compile(r'[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?(:[0-9]{1,5})?', re.ASCII)  # fullmatch: a plain host[:port]
 NGINX_HEADER_VALUE_RE = re.compile(r'[^"\'\r\n;{}$\\]*')  # fullmatch: '$' would make the header a variable clients set
 # A shared path that is not relative, or has '.', '..' or empty components.
 BAD_SHARED_PATH_RE = re.compile(r'^$|^/|(^|/)\.\.?(/|$)|//|/$')  # search
@@ -710,9 +714,10 @@ def check_socket_service(settings, entry='main', play=None):
              'would vanish on the first restart. Put it elsewhere, e.g. /run/%s.sock.', runtime, show(name))
     interval, burst = s['socket_service_start_limit_interval_sec'], s['socket_service_start_limit_burst']
     out.rule(to_int(interval) == 0 or to_float(interval) < to_float(restart_sec) * to_int(burst),
-             'socket_service_start_limit_interval_sec: StartLimitIntervalSec=%s with StartLimitBurst=%s and RestartSec=%s lets a crash loop reach the start limit; systemd '
-             'then fails the socket too and every queued and new connection is refused. Use start_limit_interval_sec: 0 (the '
-             'default) or keep it below restart_sec x start_limit_burst.', show(interval), show(burst), show(restart_sec))
+             'socket_service_start_limit_interval_sec: StartLimitIntervalSec=%s with StartLimitBurst=%s and RestartSec=%s lets '
+             'a crash loop reach the start limit; systemd then fails the socket too and every queued and new connection is '
+             'refused. Use start_limit_interval_sec: 0 (the default) or keep it below restart_sec x start_limit_burst.',
+             show(interval), show(burst), show(restart_sec))
     _directive_keys(out, s['socket_service_hardening_overrides'], 'hardening override keys')
 
     proxy = s['socket_service_mode'] == 'proxy'
@@ -794,6 +799,18 @@ def check_nginx_upstream(settings, entry='main', play=None):
              'with TLS on, nginx_upstream_tls_listen and nginx_upstream_tls_protocols must not be empty.')
     out.rule(tls or not to_bool(s['nginx_upstream_tls_redirect']),
              'nginx_upstream_tls_redirect needs TLS: set nginx_upstream_tls_certificate and nginx_upstream_tls_certificate_key.')
+    out.rule(matches(NGINX_CIPHERS_RE, s['nginx_upstream_tls_ciphers']),
+             "nginx_upstream_tls_ciphers must be an OpenSSL cipher list such as ECDHE-RSA-AES128-GCM-SHA256:... (got '%s').",
+             show(s['nginx_upstream_tls_ciphers']))
+    redirect_host = text(s['nginx_upstream_tls_redirect_host']) or text((items(names) or [''])[0])
+    out.rule(not (tls and to_bool(s['nginx_upstream_tls_redirect'])) or matches(REDIRECT_HOST_RE, redirect_host),
+             "nginx_upstream_tls_redirect needs a host to redirect to, never the Host a client sent: '%s' is not a plain host "
+             "name; set nginx_upstream_tls_redirect_host (such as shop.example.com).", redirect_host)
+    hsts = s['nginx_upstream_hsts_max_age']
+    out.rule(to_int(hsts) >= 0, 'nginx_upstream_hsts_max_age must be 0 (no HSTS) or more seconds (got %s).', show(hsts))
+    bad_real_ip = [text(a) for a in items(s['nginx_upstream_real_ip_from']) if not matches(REAL_IP_FROM_RE, a)]
+    out.rule(not bad_real_ip, 'nginx_upstream_real_ip_from must be addresses or CIDR ranges such as 10.0.0.0/8, or unix: (got %s).',
+             show(bad_real_ip))
     body = s['nginx_upstream_client_max_body_size']
     out.rule(matches(NGINX_SIZE_RE, body), "nginx_upstream_client_max_body_size must be a size such as 10m, 512k or 0 (got '%s').",
              show(body))

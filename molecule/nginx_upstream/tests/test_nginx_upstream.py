@@ -145,7 +145,8 @@ def test_forwarded_headers_reach_the_app(host, site):
     assert seen["Host"] == site
     assert seen["X-Forwarded-Host"] == site
     assert seen["X-Real-Ip"] == "127.0.0.1"
-    assert seen["X-Forwarded-For"] == "203.0.113.9, 127.0.0.1"
+    # nginx_upstream_forwarded_for: replace (the default): the address the client claimed is dropped.
+    assert seen["X-Forwarded-For"] == "127.0.0.1"
     assert seen["X-Forwarded-Proto"] == "http"
 
 
@@ -154,7 +155,9 @@ def test_tls_uses_modern_protocols_and_forwards_https(host):
     assert response["status"] == 200
     assert response["tls"] in ("TLSv1.2", "TLSv1.3")
     assert json.loads(response["body"])["headers"]["X-Forwarded-Proto"] == "https"
-    assert "ssl_protocols TLSv1.2 TLSv1.3;" in directives(host.file(SITE % "hello").content_string)
+    site = directives(host.file(SITE % "hello").content_string)
+    assert "ssl_protocols TLSv1.2 TLSv1.3;" in site and "ssl_session_tickets off;" in site
+    assert any(line.startswith("ssl_ciphers ECDHE-ECDSA-AES128-GCM-SHA256:") for line in site), site
 
 
 def test_static_files_are_served_by_nginx_with_caching_headers(host):

@@ -141,7 +141,8 @@ REJECTED = [
     case('socket_service', 'main', {'socket_service_backlog': 0},
          'socket_service: socket_service_backlog must be 1 or more (got 0).'),
     case('socket_service', 'main', {'socket_service_socket_mode': '0699'},
-         "socket_service: socket_service_socket_mode must be a quoted octal string such as '0660' (got str 0699; unquoted, YAML reads 0660 as the number 432)."),
+         "socket_service: socket_service_socket_mode must be a quoted octal string such as '0660' (got str 0699; unquoted, YAML "
+         "reads 0660 as the number 432)."),
     case('socket_service', 'main', {'socket_service_working_directory': 'srv/hello'},
          "socket_service: socket_service_working_directory must be absolute (got 'srv/hello')."),
     case('socket_service', 'main', {'socket_service_environment_files': ['/etc/a', 'relative']},
@@ -167,8 +168,8 @@ REJECTED = [
          'socket_service: a socket path lies inside RuntimeDirectory=/run/hello, which systemd deletes whenever the '
          'service stops; the socket would vanish on the first restart. Put it elsewhere, e.g. /run/hello.sock.'),
     case('socket_service', 'main', {'socket_service_start_limit_interval_sec': 60},
-         'socket_service: socket_service_start_limit_interval_sec: StartLimitIntervalSec=60 with StartLimitBurst=5 and RestartSec=1 lets a crash loop reach the '
-         'start limit; systemd then fails the socket too and every queued and new connection is refused. Use '
+         'socket_service: socket_service_start_limit_interval_sec: StartLimitIntervalSec=60 with StartLimitBurst=5 and RestartSec=1 '
+         'lets a crash loop reach the start limit; systemd then fails the socket too and every queued and new connection is refused. Use '
          'start_limit_interval_sec: 0 (the default) or keep it below restart_sec x start_limit_burst.'),
     case('socket_service', 'main', {'socket_service_hardening_overrides': {'privateNetwork': 'yes'}},
          'socket_service: hardening override keys must be systemd directive names such as ReadWritePaths (got '
