@@ -12,9 +12,17 @@ switch, mark bad, rollback, prune, and the deploy lease (lock, unlock), each
 returning the module's result or raising :class:`ReleaseError`, the domain
 error whose ``details`` go into the failure result. The rules no state may
 break: ``current`` never dangles and never points at a bad release; the
-current and the previous good release are never pruned; bad and unfinished
-releases never count towards ``keep_releases`` and are never chosen by
-rollback. Ordering uses the manifest's recorded order, never mtimes.
+current and the previous good release are never pruned (nor any release that
+``current`` resolves into or through); bad and unfinished releases never count
+towards ``keep_releases`` and are never chosen by rollback. Ordering uses the
+manifest's recorded order, never mtimes.
+
+The manifest has a last-good copy beside it (``manifest.json.bak``); a corrupt
+manifest is restored from it, and only when that is unusable too is the state
+rebuilt from the directories, which then stays marked as rebuilt until a run
+with ``force_rebuilt`` accepts it: prune, and switch or rollback to a release
+of unknown history, refuse before that. Deletions never follow a symbolic link
+(see :func:`_rmtree`).
 
 Standard library only (no ``ansible.*``): file attributes (owner, group,
 mode) come in as a callback from the module.
@@ -24,13 +32,12 @@ from __future__ import annotations
 
 import contextlib
 import datetime
+import errno
 import json
 import os
 import re
 import secrets
-import shutil
 import stat
-import sys
 import time
 import traceback
 import typing as t
@@ -66,11 +73,24 @@ GENERATED_ID_RE = re.compile(r'(\d{8}T\d{6}Z)(?:-([A-Za-z0-9]{1,7}))?(?:-\d+)?',
 STATUSES = ('good', 'bad', 'unfinished', 'unknown')
 MUTATING_STATES = ('layout', 'prepare', 'link', 'switch', 'mark_bad', 'rollback', 'prune')
 MANIFEST_FILE = 'manifest.json'
+BACKUP_SUFFIX = '.bak'
+CORRUPT_SUFFIX = '.corrupt-'
 MANIFEST_VERSION = 1
 HISTORY_LIMIT = 100
 PRUNE_PREFIX = '.prune-'
 STATE_LOCK_MIN_WAIT = 60
 STATE_LOCK_TTL = 3600  # a module run holding the short lock for an hour is hung; its lock may be broken
+# The names module_utils/_fs.temp_name() gives the temporary link of a switch (BASE/.current.new-PID-HEX) and the temporary
+# files of the manifest and backup writes (.zerodown/.manifest.json.tmp-PID-HEX, .manifest.json.bak.tmp-PID-HEX).
+CURRENT_TEMP_RE = re.compile(r'\.current\.new-[0-9]+-[0-9a-f]{12}', re.ASCII)
+MANIFEST_TEMP_RE = re.compile(r'\.manifest\.json(?:\.bak)?\.tmp-[0-9]+-[0-9a-f]{12}', re.ASCII)
+# Such a file lives for milliseconds, created and renamed by a writer holding the short lock. One older than this was left by a
+# run that died; the age keeps a cleanup from pulling a file from under a writer that holds no lock, or whose hung run's lock was
+# broken and who is still finishing (its rename then fails instead of installing a stale file).
+TEMP_MIN_AGE = 60
+_DIR_FLAGS = (os.O_RDONLY | getattr(os, 'O_DIRECTORY', 0) | getattr(os, 'O_NOFOLLOW', 0) | getattr(os, 'O_NONBLOCK', 0)
+              | getattr(os, 'O_CLOEXEC', 0))
+_NOT_A_DIR = {errno.ELOOP, errno.ENOTDIR, getattr(errno, 'EMLINK', errno.ELOOP)}  # what O_NOFOLLOW|O_DIRECTORY says of a link or file
 
 
 class ReleaseError(Exception):
@@ -80,6 +100,10 @@ class ReleaseError(Exception):
         super().__init__(msg)
         self.msg = msg
         self.details = details
+
+
+class ReleaseRefused(ReleaseError):
+    """The state on disk is not one a change may be made on (a rebuilt manifest, a current the module does not understand)."""
 
 
 def validate_release_id(value: t.Any, what: str = 'release') -> str:
@@ -122,6 +146,7 @@ class Layout:
         self.current = os.path.join(self.base, 'current')
         self.state_dir = os.path.join(self.base, STATE_DIR)
         self.manifest = os.path.join(self.state_dir, MANIFEST_FILE)
+        self.manifest_backup = self.manifest + BACKUP_SUFFIX
         self.lock = os.path.join(self.state_dir, LOCK_FILE)
         self.lease = os.path.join(self.state_dir, LEASE_FILE)
 
@@ -143,7 +168,15 @@ class State:
         self.current_kind = 'missing'  # missing | link | other
         self.current_target: t.Optional[str] = None
         self.current_id: t.Optional[str] = None
-        self.rebuilt = False
+        # For a link that is not exactly a release (current_id None): gone (releases/ID whose directory vanished) | inside (resolves
+        # into a release, or through one, but is not releases/ID) | outside (resolves outside releases/) | dangling
+        self.current_shape: t.Optional[str] = None
+        self.current_problem: t.Optional[str] = None
+        self.live: t.Set[str] = set()  # every release the resolution of current passes through: deleting one breaks current
+        self.swapped_from: t.Optional[dict] = None  # where current pointed before this run moved it
+        self.rebuilt = False  # the manifest was unusable in this run (restored from the backup or rebuilt from the disk)
+        self.untrusted: t.Optional[str] = None  # rebuilt from the disk (now or earlier) and not yet accepted: when and why
+        self.corrupt = False  # the manifest file exists but is unusable: set it aside before writing
         self.dirty = False  # the manifest on disk differs from this state
         self.leftovers: t.List[str] = []  # hidden .prune-* directories of an interrupted prune
         self.warnings: t.List[str] = []
@@ -181,12 +214,15 @@ class State:
         self.dirty = True
 
     def to_manifest(self) -> dict:
-        return {
+        data = {
             'version': MANIFEST_VERSION,
             'seq': self.seq,
             'releases': dict(self.ordered()),
             'history': self.history,
         }
+        if self.untrusted:
+            data['rebuilt'] = self.untrusted  # the refusals outlive this run until a run with force_rebuilt accepts the state
+        return data
 
     def releases_list(self) -> t.List[dict]:
         out = []
@@ -254,6 +290,8 @@ def _manifest_shape_error(data: t.Any) -> t.Optional[str]:
                 return 'the record of %s has an invalid %s' % (rid, key)
     if not isinstance(data.get('history', []), list):
         return '"history" is not a list'
+    if data.get('rebuilt') is not None and not isinstance(data['rebuilt'], str):
+        return '"rebuilt" is not a string'
     return None
 
 
@@ -266,7 +304,8 @@ class ReleaseManager:
 
     def __init__(self, base: str, check_mode: bool = False, clock: t.Callable[[], float] = time.time,
                  fs_attributes: t.Optional[t.Callable[[str, bool], bool]] = None, lock_id: t.Optional[str] = None,
-                 force: bool = False, lock_wait: float = STATE_LOCK_MIN_WAIT, lock_play: t.Optional[str] = None) -> None:
+                 force: bool = False, lock_wait: float = STATE_LOCK_MIN_WAIT, lock_play: t.Optional[str] = None,
+                 force_rebuilt: bool = False) -> None:
         if not isinstance(base, str) or not os.path.isabs(base):
             raise ReleaseError('path must be an absolute path, got %s' % json.dumps(base))
         # The base holds releases/ and shared/, and prune and rollback act inside it: never the root, and no ".." that
@@ -280,6 +319,7 @@ class ReleaseManager:
         self.fs_attributes = fs_attributes
         self.lock_id = lock_id
         self.force = force
+        self.force_rebuilt = force_rebuilt
         self.lock_wait = lock_wait
         self.lock_play = lock_play
         self.warnings: t.List[str] = []
@@ -291,7 +331,7 @@ class ReleaseManager:
         st = State()
         self._read_current(st)
         on_disk = self._scan_releases(st)
-        data, problem = self._read_manifest()
+        data, problem = _read_manifest(self.layout.manifest)
         if problem is None and data is None:
             if on_disk:
                 problem = 'it is missing'
@@ -300,6 +340,8 @@ class ReleaseManager:
                 self._adopt_current(st)
                 return st
         if problem is not None:
+            data = self._restore_backup(st, problem)
+        if data is None:
             self._rebuild(st, on_disk, problem)
         else:
             self._reconcile(st, data, on_disk)
@@ -319,8 +361,12 @@ class ReleaseManager:
         st.current_kind = 'link'
         st.current_target = read_link(path)
         st.current_id = self._release_id_of(st.current_target)
+        trail, end = _resolution_trail(path)
+        st.live = self._releases_on(trail)
         if st.current_id is None:
-            st.warnings.append('%s -> %s does not point at a release directory under %s' % (path, st.current_target, self.layout.releases))
+            st.current_shape, st.current_problem = self._current_shape(st.current_target, end, st.live)
+            st.warnings.append('%s -> %s does not point at a release directory under %s (it %s)'
+                               % (path, st.current_target, self.layout.releases, st.current_problem))
 
     def _release_id_of(self, target: t.Optional[str]) -> t.Optional[str]:
         if not target:
@@ -332,6 +378,29 @@ class ReleaseManager:
         if parent == self.layout.releases or os.path.realpath(parent) == os.path.realpath(self.layout.releases):
             return name
         return None
+
+    def _releases_on(self, trail: t.List[str]) -> t.Set[str]:
+        """The release IDs whose directories hold a path of ``trail``."""
+        root = os.path.join(os.path.realpath(self.layout.releases), '')
+        found = set()
+        for path in trail:
+            if path.startswith(root):
+                rid = path[len(root):].split('/')[0]
+                if ID_RE.fullmatch(rid):
+                    found.add(rid)
+        return found
+
+    def _current_shape(self, target: t.Optional[str], end: t.Optional[str], live: t.Set[str]) -> t.Tuple[str, str]:
+        """What a current link that is not exactly ``releases/ID`` is, as (shape, the reason in words)."""
+        if end is None or not os.path.isdir(end):
+            full = os.path.normpath(os.path.join(self.layout.base, target or ''))
+            parent, name = os.path.split(full)
+            if parent == self.layout.releases and ID_RE.fullmatch(name) and not os.path.lexists(full):
+                return 'gone', 'dangles: release directory %s is gone' % name
+            return 'dangling', 'does not resolve to a directory'
+        if live:
+            return 'inside', 'resolves to %s, into or through release %s, but is not the link releases/ID' % (end, ', '.join(sorted(live)))
+        return 'outside', 'resolves to %s, outside %s' % (end, self.layout.releases)
 
     def _scan_releases(self, st: State) -> t.Set[str]:
         found = set()
@@ -348,28 +417,23 @@ class ReleaseManager:
                 found.add(entry.name)
         return found
 
-    def _read_manifest(self) -> t.Tuple[t.Optional[dict], t.Optional[str]]:
-        try:
-            with open(self.layout.manifest, 'rb') as f:
-                raw = f.read()
-        except FileNotFoundError:
-            return None, None
-        except IsADirectoryError:
-            return None, 'it is a directory'
-        try:
-            data = json.loads(raw.decode('utf-8'))
-        except ValueError as exc:
-            return None, 'it is not valid JSON (%s)' % exc
-        problem = _manifest_shape_error(data)
-        if problem:
-            return None, 'it has the wrong shape: %s' % problem
-        return data, None
-
-    def _rebuild(self, st: State, on_disk: t.Set[str], problem: str) -> None:
+    def _restore_backup(self, st: State, problem: str) -> t.Optional[dict]:
+        """The last good manifest when the manifest itself is unusable, or ``None`` when the backup is no better."""
         st.rebuilt = True
         st.dirty = True
+        st.corrupt = os.path.lexists(self.layout.manifest)
+        data, backup_problem = _read_manifest(self.layout.manifest_backup)
+        if data is None:
+            st.warnings.append('the backup manifest %s cannot be used either: %s' % (self.layout.manifest_backup, backup_problem or 'it is missing'))
+            return None
+        st.warnings.append('manifest %s was rebuilt from its backup %s because %s' % (self.layout.manifest, self.layout.manifest_backup, problem))
+        return data
+
+    def _rebuild(self, st: State, on_disk: t.Set[str], problem: str) -> None:
+        st.untrusted = 'at %s, because %s' % (epoch_to_iso(self.clock()), problem)
         st.warnings.append('manifest %s was rebuilt from the release directories because %s; releases other than the current one '
-                           'are recorded as "unknown" (rollback only uses them when named)' % (self.layout.manifest, problem))
+                           'are recorded as "unknown" (rollback only uses them when named), and until a run with force_rebuilt=true '
+                           'accepts this, prune and a switch or rollback to an "unknown" release refuse' % (self.layout.manifest, problem))
         for seq, rid in enumerate(sorted(on_disk), start=1):
             created, revision = _parse_generated_id(rid)
             st.entries[rid] = _new_entry('unknown', seq, created, revision)
@@ -377,6 +441,10 @@ class ReleaseManager:
 
     def _reconcile(self, st: State, data: dict, on_disk: t.Set[str]) -> None:
         st.seq = data.get('seq', 0)
+        st.untrusted = data.get('rebuilt')
+        if st.untrusted:
+            st.warnings.append('manifest %s was rebuilt from the release directories %s and not accepted since: prune and a switch or '
+                               'rollback to an "unknown" release refuse until a run with force_rebuilt=true' % (self.layout.manifest, st.untrusted))
         st.history = [h for h in data.get('history', []) if isinstance(h, dict)]
         for rid, entry in data['releases'].items():
             if rid in on_disk:
@@ -417,6 +485,7 @@ class ReleaseManager:
             self._check_lease()
             st = self.load()
             self.warnings.extend(st.warnings)
+            self._accept_rebuilt(st)
             return self._finish(st, action(st))
         os.makedirs(self.layout.state_dir, exist_ok=True)
         self._flock = FileLock(self.layout.lock, timeout=self.lock_wait, ttl=STATE_LOCK_TTL, play=self.lock_play)
@@ -432,14 +501,80 @@ class ReleaseManager:
             self._check_lease()
             st = self.load()
             self.warnings.extend(st.warnings)
+            self._set_aside_corrupt(st)
+            self._remove_crash_leftovers()
+            self._accept_rebuilt(st)
             result = action(st)
             if st.dirty:
-                self._write_manifest(st)
+                self._commit(st)
                 result['changed'] = True
             return self._finish(st, result)
         finally:
             self._flock.release()
             self._flock = None
+
+    def _accept_rebuilt(self, st: State) -> None:
+        """With force_rebuilt, the operator has looked at the rebuilt state: lift its refusals, and drop its mark from the manifest."""
+        if st.untrusted and self.force_rebuilt:
+            self.warnings.append('force_rebuilt: accepting the manifest rebuilt from the release directories %s' % st.untrusted)
+            st.untrusted = None
+            st.dirty = True
+
+    def _refuse_untrusted(self, st: State, what: str) -> None:
+        if st.untrusted:
+            raise ReleaseRefused(
+                'refusing to %s: the manifest %s was rebuilt from the release directories %s, so the records of the releases other '
+                'than the one current pointed at are lost (an "unknown" release may be one that failed). Check %s (an unusable '
+                'manifest file is kept as %s*) and run again with force_rebuilt=true' % (
+                    what, self.layout.manifest, st.untrusted, self.layout.releases, self.layout.manifest + CORRUPT_SUFFIX),
+                rebuilt=st.untrusted)
+
+    def _refuse_current(self, st: State, what: str, shapes: t.Tuple[str, ...]) -> None:
+        """No change while current is a link the module does not understand: it would replace it, or delete what it leads to."""
+        if st.current_shape in shapes:
+            raise ReleaseRefused(
+                'refusing to %s: %s -> %s %s. The module only changes a layout whose current is the link releases/ID (or missing); '
+                'point it at a release directory by hand, or remove it, and run again' % (
+                    what, self.layout.current, st.current_target, st.current_problem),
+                current_target=st.current_target)
+
+    def _set_aside_corrupt(self, st: State) -> None:
+        """Keep an unusable manifest for a post-mortem under a name of its own, before a good one is written over it."""
+        if not st.corrupt:
+            return
+        stamp = datetime.datetime.fromtimestamp(time.time(), datetime.timezone.utc).strftime('%Y%m%dT%H%M%SZ')
+        aside, n = self.layout.manifest + CORRUPT_SUFFIX + stamp, 1
+        while os.path.lexists(aside):
+            n += 1
+            aside = '%s%s%s-%d' % (self.layout.manifest, CORRUPT_SUFFIX, stamp, n)
+        self._flock.verify()
+        os.rename(self.layout.manifest, aside)
+        fsync_dir(self.layout.state_dir)
+        st.corrupt = False
+        self.warnings.append('moved the unusable manifest %s aside to %s' % (self.layout.manifest, aside))
+
+    def _remove_crash_leftovers(self) -> None:
+        """The temporary link of a switch and the temporary manifest files that a run killed mid-write left behind."""
+        removed = []
+        for directory, pattern, kind in ((self.layout.base, CURRENT_TEMP_RE, stat.S_ISLNK),
+                                         (self.layout.state_dir, MANIFEST_TEMP_RE, stat.S_ISREG)):
+            try:
+                names = os.listdir(directory)
+            except FileNotFoundError:
+                continue
+            for name in names:
+                path = os.path.join(directory, name)
+                if pattern.fullmatch(name) and _left_behind(path, kind):
+                    try:
+                        os.unlink(path)  # a link is removed itself, never its target
+                    except FileNotFoundError:
+                        continue
+                    except OSError as exc:
+                        self.warnings.append('could not remove %s, left by an interrupted run: %s' % (path, exc))
+                        continue
+                    removed.append(path)
+        if removed:
+            self.warnings.append('removed what an interrupted run left: %s' % ', '.join(sorted(removed)))
 
     def _renew_lease(self) -> None:
         """A long build must not let the deploy's lease expire before the switch: renew it (same holder, fresh TTL)."""
@@ -543,11 +678,65 @@ class ReleaseManager:
             return
         if self._flock is not None:
             self._flock.verify()
-        atomic_write(self.layout.manifest, json.dumps(st.to_manifest(), indent=2, sort_keys=True) + '\n')
+        text = json.dumps(st.to_manifest(), indent=2, sort_keys=True) + '\n'
+        atomic_write(self.layout.manifest, text)
         st.dirty = False
+        self._write_backup(text)
 
-    def _swap_current(self, st: State, release_id: str) -> None:
-        """Atomically point current at release_id (unless check mode) and update ``st``."""
+    def _write_backup(self, text: str) -> None:
+        """The copy a corrupt manifest is restored from. Written after the manifest: its failure costs the copy, never the run."""
+        try:
+            atomic_write(self.layout.manifest_backup, text)
+        except OSError as exc:
+            self.warnings.append('could not write the backup manifest %s: %s' % (self.layout.manifest_backup, exc))
+
+    def _commit(self, st: State) -> None:
+        """Write the manifest at the end of a run; when that fails after current moved, the failure says where current is."""
+        try:
+            self._write_manifest(st)
+        except (OSError, LockError) as exc:
+            if st.swapped_from is None:
+                raise
+            raise self._unrecorded_swap(st, exc)
+
+    def _unrecorded_swap(self, st: State, exc: Exception) -> ReleaseError:
+        """current moved but the manifest does not say so: switch back where that is safe, and say where current points now.
+
+        A switch goes back to the release that was live, so its failure leaves things as they were. A rollback stays where it
+        went: going back would put the release being left, usually a broken one, live again over a bookkeeping error.
+        """
+        came = st.swapped_from
+        why = 'the manifest %s could not be written (%s)' % (self.layout.manifest, exc)
+        if came['undo'] and came['id'] is not None:
+            try:
+                if self._flock is not None:
+                    self._flock.verify()
+                atomic_symlink(came['target'], self.layout.current)
+            except (OSError, LockError) as undo_exc:
+                why += ', and switching current back to %s failed (%s)' % (came['target'], undo_exc)
+            else:
+                where, details = self._current_now()
+                return ReleaseError('%s to %s failed: %s; current was switched back: %s' % (came['action'], st.current_id, why, where),
+                                    **details)
+        where, details = self._current_now()
+        msg = '%s to %s: %s now, but %s; the link is what counts: the next run records %s as the current release' % (
+            came['action'], st.current_id, where, why, st.current_id)
+        if came['marks_bad'] and came['id'] is not None:
+            msg += '. %s is not recorded as bad: mark it bad (state=mark_bad) once the manifest can be written' % came['id']
+        return ReleaseError(msg, **details)
+
+    def _current_now(self) -> t.Tuple[str, dict]:
+        """Where current points on disk, in words and as the failure's details."""
+        target = read_link(self.layout.current)
+        if target is None:
+            where = '%s does not exist' % self.layout.current if not os.path.lexists(self.layout.current) else \
+                '%s is not a symbolic link' % self.layout.current
+        else:
+            where = 'current points at %s' % target
+        return where, {'current': self._release_id_of(target), 'current_target': target}
+
+    def _swap_current(self, st: State, release_id: str, action: str = 'switch', undo: bool = True, marks_bad: bool = False) -> None:
+        """Atomically point current at release_id (unless check mode) and update ``st``; ``undo``: switch back if it goes unrecorded."""
         if st.current_kind == 'other':
             raise ReleaseError('%s exists and is not a symbolic link; move it away before switching releases' % self.layout.current)
         path = self.layout.release_path(release_id)
@@ -556,12 +745,20 @@ class ReleaseManager:
         if not self.check_mode:
             if self._flock is not None:
                 self._flock.verify()
-            atomic_symlink(self.layout.link_target(release_id), self.layout.current)
+            try:
+                atomic_symlink(self.layout.link_target(release_id), self.layout.current)
+            except OSError as exc:
+                where, details = self._current_now()
+                raise ReleaseError('%s to %s failed: could not replace %s (%s); %s' % (action, release_id, self.layout.current, exc, where),
+                                   **details)
+            st.swapped_from = {'id': st.current_id, 'target': st.current_target, 'action': action, 'undo': undo, 'marks_bad': marks_bad}
             if not os.path.isdir(self.layout.current):  # paranoia: never leave a dangling current
                 raise ReleaseError('%s does not resolve to a directory after the switch' % self.layout.current)
         st.current_kind = 'link'
         st.current_target = self.layout.link_target(release_id)
         st.current_id = release_id
+        st.current_shape = st.current_problem = None
+        st.live = {release_id}
 
     def _existing(self, st: State, release_id: str) -> dict:
         entry = st.entries.get(release_id)
@@ -660,6 +857,10 @@ class ReleaseManager:
                                    % (release, entry.get('reason') or 'no reason given'), status='bad')
             if previous == release and entry['status'] == 'good':
                 return {'changed': False, 'release': release, 'previous': previous}
+            # A current gone with its release directory is repaired by a switch; any other link the module did not make is not.
+            self._refuse_current(st, 'switch to %s' % release, ('inside', 'outside', 'dangling'))
+            if entry['status'] == 'unknown':
+                self._refuse_untrusted(st, 'switch to release %s, whose status is unknown' % release)
             now = self.clock()
             if previous != release:
                 self._swap_current(st, release)
@@ -692,6 +893,9 @@ class ReleaseManager:
             if release == st.current_id:
                 raise ReleaseError('release %s is the current release; roll back first (state=rollback with mark_current_bad=true '
                                    'switches away and marks it bad in one step)' % release)
+            if release in st.live:
+                raise ReleaseRefused('release %s is what %s -> %s resolves into or through; it can be marked bad (or removed) only once '
+                                     'current points elsewhere' % (release, self.layout.current, st.current_target))
             if entry['status'] == 'bad' and (reason is None or reason == entry.get('reason')):
                 return {'changed': False, 'release': release}
             now = self.clock()
@@ -711,6 +915,8 @@ class ReleaseManager:
 
         def action(st: State) -> dict:
             previous = st.current_id
+            # Rollback repairs a current gone with its release directory (it then picks the most recently switched good release).
+            self._refuse_current(st, 'roll back', ('inside', 'outside', 'dangling'))
             if release is not None:
                 target = release
                 entry = self._existing(st, target)
@@ -720,6 +926,9 @@ class ReleaseManager:
                 if entry['status'] == 'unfinished':
                     raise ReleaseError('release %s is unfinished (it never went live); use state=switch to deploy it' % target,
                                        status='unfinished')
+                if entry['status'] == 'unknown':
+                    # Without a release, rollback picks good releases only: after a rebuild, those current was seen on.
+                    self._refuse_untrusted(st, 'roll back to release %s, whose status is unknown' % target)
             else:
                 # Without a current release (link missing or dangling) this is the most recently switched good release.
                 target = st.previous_good()
@@ -736,7 +945,7 @@ class ReleaseManager:
                     return {'changed': False, 'release': target, 'previous': previous}
             now = self.clock()
             if target != previous:
-                self._swap_current(st, target)
+                self._swap_current(st, target, action='rollback', undo=False, marks_bad=mark_current_bad)
             self._mark_switched(st, target, now)
             if mark_current_bad and previous is not None and previous in st.entries:
                 left = st.entries[previous]
@@ -754,7 +963,11 @@ class ReleaseManager:
             raise ReleaseError('keep_releases must be an integer >= 1, got %r' % (keep_releases,))
 
         def action(st: State) -> dict:
+            # With current broken, what is safe to delete cannot be told: the release it should lead to may be among the doomed.
+            self._refuse_current(st, 'prune', ('gone', 'outside', 'dangling'))
             doomed = self.prune_plan(st, keep_releases)
+            if doomed:
+                self._refuse_untrusted(st, 'prune %s' % ', '.join(doomed))
             changed = bool(doomed or st.leftovers)
             if self.check_mode or not changed:
                 for rid in doomed:
@@ -762,9 +975,9 @@ class ReleaseManager:
                 return {'changed': changed, 'removed': doomed}
             removed, renamed = [], []
             for rid in doomed:
-                # Re-check under the lock, against the link itself: never remove what current points at.
-                if self._release_id_of(read_link(self.layout.current)) == rid:
-                    self.warnings.append('not pruning %s: current points at it' % rid)
+                # Re-check under the lock, against the link itself: never remove what current resolves into or through.
+                if rid in self._releases_on(_resolution_trail(self.layout.current)[0]):
+                    self.warnings.append('not pruning %s: current resolves into or through it' % rid)
                     continue
                 if self._flock is not None:
                     self._flock.verify()
@@ -792,6 +1005,7 @@ class ReleaseManager:
         if not ordered:
             return []
         protected = {st.current_id, st.previous_good(), ordered[-1][0]}  # the newest one may be a deploy in progress
+        protected.update(st.live)
         good_like = [rid for rid, e in ordered if e['status'] in ('good', 'unknown')]
         protected.update(good_like[-keep_releases:])
         return [rid for rid, dummy in ordered if rid not in protected]
@@ -843,7 +1057,12 @@ class ReleaseManager:
         """Give the lease back; first prune to ``prune_keep`` releases, and write the run's report to ``report_path`` (JSON, 0640)."""
         removed = []
         if prune_keep:
-            removed = self.prune(prune_keep)['removed']
+            try:
+                removed = self.prune(prune_keep)['removed']
+            except ReleaseRefused as exc:
+                # The lease goes back all the same: a prune refused on a state that needs a person must not also block
+                # every deploy until the lease expires.
+                self.warnings.append('did not prune: %s' % exc.msg)
         wrote = None
         if report is not None and report_path and not self.check_mode:
             os.makedirs(os.path.dirname(report_path), mode=0o750, exist_ok=True)
@@ -893,36 +1112,153 @@ def _public_lease(lease: t.Optional[dict], now: t.Optional[float] = None) -> t.O
     return out
 
 
+def _read_manifest(path: str) -> t.Tuple[t.Optional[dict], t.Optional[str]]:
+    """``(data, None)``, ``(None, None)`` when ``path`` is missing, or ``(None, why it is unusable)``."""
+    try:
+        with open(path, 'rb') as f:
+            raw = f.read()
+    except FileNotFoundError:
+        return None, None
+    except IsADirectoryError:
+        return None, 'it is a directory'
+    try:
+        data = json.loads(raw.decode('utf-8'))
+    except ValueError as exc:
+        return None, 'it is not valid JSON (%s)' % exc
+    problem = _manifest_shape_error(data)
+    if problem:
+        return None, 'it has the wrong shape: %s' % problem
+    return data, None
+
+
+def _resolution_trail(path: str, max_links: int = 40) -> t.Tuple[t.List[str], t.Optional[str]]:
+    """Every path met while resolving the absolute ``path`` (each link and directory on the way, as real paths), and its end.
+
+    ``os.path.realpath`` gives only the end, but current also depends on every link on the way: with current ->
+    releases/v2/app and releases/v2/app -> ../v1/app, deleting v2 breaks current as surely as deleting v1. The end is
+    ``None`` when the path dangles or loops.
+    """
+    trail: t.List[str] = []
+    resolved = '/'
+    pending = path.split('/')
+    links = 0
+    while pending:
+        name = pending.pop(0)
+        if name in ('', '.'):
+            continue
+        if name == '..':
+            resolved = os.path.dirname(resolved)
+            continue
+        step = os.path.join(resolved, name)
+        trail.append(step)
+        try:
+            mode = os.lstat(step).st_mode
+            target = os.readlink(step) if stat.S_ISLNK(mode) else None
+        except OSError:
+            return trail, None
+        if target is None:
+            resolved = step
+            continue
+        links += 1
+        if links > max_links:
+            return trail, None
+        if target.startswith('/'):
+            resolved = '/'
+        pending[:0] = target.split('/')
+    return trail, resolved
+
+
+def _left_behind(path: str, kind: t.Callable[[int], bool]) -> bool:
+    """Whether ``path`` is of the kind its temporary name promises and old enough that no live writer can still own it."""
+    try:
+        st = os.lstat(path)
+    except FileNotFoundError:
+        return False
+    return kind(st.st_mode) and time.time() - st.st_mtime > TEMP_MIN_AGE
+
+
 def _rmtree(path: str) -> t.Optional[str]:
-    """Delete a directory tree, making read-only directories writable on the way; return an error text or None."""
-    errors = []
-    if os.path.islink(path) or not os.path.isdir(path):
-        try:
-            os.unlink(path)
-        except FileNotFoundError:
-            pass
-        except OSError as exc:
-            return str(exc)
+    """Delete ``path`` (a tree, a file or a link) without ever following a symbolic link; return an error text or None.
+
+    It runs as root on trees the deploy user wrote, and that user may swap a directory for a link to anywhere at any moment.
+    So below the trusted parent nothing is reached by path: each directory is opened with O_NOFOLLOW relative to its
+    parent's descriptor, and its entries are removed by name relative to its own. A name that is a link (or became one since
+    it was listed) fails that open and is unlinked itself; its target is never listed, chmod'ed or deleted. A read-only
+    directory (a build's 0555) is made writable through its own descriptor before its entries go. A directory on another
+    file system (a mount) is not entered.
+    """
+    parent, name = os.path.split(os.path.normpath(path))
+    try:
+        parent_fd = os.open(parent, os.O_RDONLY | getattr(os, 'O_DIRECTORY', 0) | getattr(os, 'O_CLOEXEC', 0))
+    except FileNotFoundError:
         return None
-
-    def handler(dummy_func: t.Callable[..., t.Any], failed: str, dummy_exc: t.Any) -> None:
-        try:
-            os.chmod(os.path.dirname(failed), stat.S_IRWXU)
-            if os.path.isdir(failed) and not os.path.islink(failed):
-                os.chmod(failed, stat.S_IRWXU)
-                shutil.rmtree(failed)
-            else:
-                os.unlink(failed)
-        except OSError as exc:
-            errors.append('%s: %s' % (failed, exc))
-
-    if sys.version_info >= (3, 12):
-        shutil.rmtree(path, onexc=handler)  # pylint: disable=unexpected-keyword-arg
-    else:
-        shutil.rmtree(path, onerror=handler)  # pylint: disable=deprecated-argument
-    if os.path.lexists(path) and not errors:
+    except OSError as exc:
+        return '%s: %s' % (parent, exc)
+    errors: t.List[str] = []
+    try:
+        _remove_at(parent_fd, name, path, os.fstat(parent_fd).st_dev, errors)
+    finally:
+        os.close(parent_fd)
+    if not errors and os.path.lexists(path):
         errors.append('still exists')
     return '; '.join(errors) or None
+
+
+def _remove_at(dir_fd: int, name: str, shown: str, device: int, errors: t.List[str]) -> None:
+    """Remove the entry ``name`` of the directory ``dir_fd``, a directory with everything in it."""
+    try:
+        fd = os.open(name, _DIR_FLAGS, dir_fd=dir_fd)
+    except FileNotFoundError:
+        return
+    except OSError as exc:
+        if exc.errno in _NOT_A_DIR:
+            _unlink_at(dir_fd, name, shown, errors)
+        else:
+            errors.append('%s: %s' % (shown, exc))
+        return
+    try:
+        if os.fstat(fd).st_dev != device:
+            errors.append('%s: on another file system (a mount point?); not deleted' % shown)
+            return
+        _empty(fd, shown, device, errors)
+    finally:
+        os.close(fd)
+    try:
+        os.rmdir(name, dir_fd=dir_fd)
+    except FileNotFoundError:
+        pass
+    except OSError as exc:
+        errors.append('%s: %s' % (shown, exc))
+
+
+def _empty(fd: int, shown: str, device: int, errors: t.List[str]) -> None:
+    """Remove everything in the directory open as ``fd`` (opened with O_NOFOLLOW: it is the directory itself, never a link's target)."""
+    if stat.S_IMODE(os.fstat(fd).st_mode) & stat.S_IRWXU != stat.S_IRWXU:
+        # Not ours to chmod (EPERM) need not stop anything: root deletes regardless, and what really fails is reported below.
+        with contextlib.suppress(OSError):
+            os.fchmod(fd, stat.S_IRWXU)
+    try:
+        names = _entry_names(fd)
+    except OSError as exc:
+        errors.append('%s: %s' % (shown, exc))
+        return
+    for name in names:
+        _remove_at(fd, name, os.path.join(shown, name), device, errors)
+
+
+def _entry_names(fd: int) -> t.List[str]:
+    """The names in the directory open as ``fd``, read to the end at once (one descriptor per level of the tree, not two)."""
+    with os.scandir(fd) as entries:
+        return [entry.name for entry in entries]
+
+
+def _unlink_at(dir_fd: int, name: str, shown: str, errors: t.List[str]) -> None:
+    try:
+        os.unlink(name, dir_fd=dir_fd)  # a link goes itself, whatever it points at
+    except FileNotFoundError:
+        pass
+    except OSError as exc:
+        errors.append('%s: %s' % (shown, exc))
 
 
 def check_params(params: dict) -> None:
@@ -948,6 +1284,7 @@ def manager_for(params: dict, check_mode: bool = False,
         force=params['force'],
         lock_wait=max(STATE_LOCK_MIN_WAIT, params['lock_timeout']),
         lock_play=params['lock_play'],
+        force_rebuilt=params['force_rebuilt'],
     )
 
 

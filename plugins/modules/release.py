@@ -20,11 +20,23 @@ description:
     without a record), creation order, switch order, revision, and the reason it was marked bad. Ordering decisions (rollback target,
     prune) use this recorded order, never file modification times.
   - Rules enforced by every state. C(current) never dangles and never points at a release marked bad. C(current) and the
-    previous good release (the one O(state=rollback) would choose) are never pruned. Bad and unfinished releases never count towards
+    previous good release (the one O(state=rollback) would choose) are never pruned, nor any release that C(current) resolves into
+    or through (a link such as C(releases/ID/public), or a chain of links). Bad and unfinished releases never count towards
     O(keep_releases) and are never chosen by rollback.
-  - A missing, corrupt or wrongly shaped manifest is rebuilt from the directory listing of C(BASE/releases) and the real target of
-    C(BASE/current) (the current release becomes V(good), all others V(unknown)), and RV(manifest_rebuilt) is V(true). Records of
-    release directories that have vanished are dropped; directories without a record are adopted as V(unknown).
+  - While C(current) is a link the module does not understand (one that resolves outside C(BASE/releases), dangles, or leads into
+    a release without being C(releases/ID)), O(state=switch), O(state=rollback) and O(state=prune) refuse and say why. A
+    C(current) left dangling because its release directory was removed is repaired by O(state=switch) and O(state=rollback); only
+    O(state=prune) refuses then.
+  - Every manifest write also writes the copy C(BASE/.zerodown/manifest.json.bak). A missing, corrupt or wrongly shaped manifest
+    is restored from that copy, and RV(manifest_rebuilt) is V(true). Only when the copy is unusable too is the manifest rebuilt
+    from the directory listing of C(BASE/releases) and the real target of C(BASE/current) (the current release becomes V(good),
+    all others V(unknown)); then O(state=prune), and O(state=switch) or O(state=rollback) to an V(unknown) release, refuse until
+    a run with O(force_rebuilt=true). A mutating state moves an unusable manifest aside to
+    C(BASE/.zerodown/manifest.json.corrupt-TIME) before writing a good one. Records of release directories that have vanished
+    are dropped; directories without a record are adopted as V(unknown).
+  - A failure to write the manifest after C(current) moved is reported with where C(current) points (RV(current) and
+    C(current_target) in the failure result). O(state=switch) first switches C(current) back to the release that was live;
+    O(state=rollback) leaves it on the release it rolled back to.
   - Mutating states (V(prepare), V(switch), V(mark_bad), V(rollback), V(prune)) hold a short exclusive V(flock(2\)) on
     C(BASE/.zerodown/lock) while they run, so two module runs never interleave. The kernel releases it if the process dies.
   - A play spans many tasks, so a deploy-wide lock cannot be a V(flock) of one process. It is a I(lease) instead, the JSON file
@@ -272,11 +284,23 @@ options:
       - It does not relax any release rule.
     type: bool
     default: false
+  force_rebuilt:
+    description:
+      - Accept a manifest that had to be rebuilt from the release directories (its file and its backup were both unusable; see
+        RV(manifest_rebuilt) and the warnings). Without it, O(state=prune) refuses to remove releases, and O(state=switch) and
+        O(state=rollback) refuse a release whose status is V(unknown), because a release recorded V(unknown) may be one that failed
+        and the previous good release is no longer known.
+      - The mutating state that runs with it removes the mark of the rebuild from the manifest, so later runs no longer refuse.
+    type: bool
+    default: false
+    version_added: 0.1.0
 notes:
   - The manifest is C(BASE/.zerodown/manifest.json), the short lock is C(BASE/.zerodown/lock) with holder record C(lock.json),
     the lease is C(BASE/.zerodown/deploy.lock).
   - Prune renames a release to a hidden C(releases/.prune-*) name before deleting it, so a half-deleted release is never visible
-    under its ID. Leftovers of an interrupted prune are removed by the next prune.
+    under its ID. Leftovers of an interrupted prune are removed by the next prune. Deleting never follows a symbolic link.
+  - Temporary files that a run killed mid-write left (C(BASE/.current.new-*), C(BASE/.zerodown/.manifest.json.tmp-*) and
+    C(.manifest.json.bak.tmp-*)) are removed by the next mutating state outside check mode, once older than a minute.
 seealso:
   - module: zerodown.deploy.release_info
   - name: Release layout and rules
@@ -483,7 +507,9 @@ removed:
   elements: str
   sample: [20261101T090000Z-0aa1b2c]
 manifest_rebuilt:
-  description: Whether the manifest was missing (while releases existed), corrupt or wrongly shaped and was rebuilt from the disk.
+  description:
+    - Whether the manifest was missing (while releases existed), corrupt or wrongly shaped, and was rebuilt, from its backup
+      C(manifest.json.bak) when that was usable, otherwise from the disk (the warnings say which; see O(force_rebuilt)).
   returned: success
   type: bool
 lock:
@@ -626,6 +652,7 @@ def main() -> None:
             lock_host=dict(type='str'),
             lock_pid=dict(type='int'),
             force=dict(type='bool', default=False),
+            force_rebuilt=dict(type='bool', default=False),
             reuse_live=dict(type='bool', default=False),
             remove=dict(type='bool', default=False),
             git_cache=dict(type='bool', default=False),

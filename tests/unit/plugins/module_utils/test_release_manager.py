@@ -7,17 +7,30 @@ tests/unit/plugins/modules/test_release.py)."""
 
 from __future__ import annotations
 
+import errno
+import glob
 import json
 import os
 import shutil
+import stat
 import threading
+import time
 
 import pytest
 
 from ansible_collections.zerodown.deploy.plugins.module_utils import _release
 from ansible_collections.zerodown.deploy.plugins.module_utils._lock import FileLock
-from ansible_collections.zerodown.deploy.plugins.module_utils._release import ReleaseError, validate_release_id
-from ansible_collections.zerodown.deploy.tests.unit.plugins.module_utils.release_tree import current_of, deploy, manifest, mgr, set_mtimes, statuses
+from ansible_collections.zerodown.deploy.plugins.module_utils._release import ReleaseError, ReleaseRefused, validate_release_id
+from ansible_collections.zerodown.deploy.tests.unit.plugins.module_utils.release_tree import (
+    current_of,
+    deploy,
+    manifest,
+    mgr,
+    no_space_for,
+    set_mtimes,
+    snapshot,
+    statuses,
+)
 
 
 @pytest.fixture
@@ -375,3 +388,366 @@ def test_an_id_time_in_other_digits_than_ascii_is_refused(base):
     # Python's \\d matches Arabic-Indic digits; a release ID made of them would sort and parse like no other.
     with pytest.raises(ReleaseError, match='Invalid id_time'):
         mgr(base).prepare(revision='abc1234', id_time='\u0662\u0660\u0662\u0666\u0661\u0661\u0662\u0661T101500Z')
+
+
+# ------------------------------------------------------------------ a manifest write that fails after current moved (issue 21, 2)
+
+def _manifest_path(base):
+    return os.path.join(str(base), '.zerodown', 'manifest.json')
+
+
+def test_a_switch_whose_manifest_cannot_be_written_switches_back_and_says_where_current_is(base, monkeypatch):
+    deploy(base, 'v1')
+    mgr(base).prepare('v2')
+    monkeypatch.setattr(_release, 'atomic_write', no_space_for(_manifest_path(base)))
+    with pytest.raises(ReleaseError) as exc:
+        mgr(base).switch('v2')
+    assert current_of(base) == 'releases/v1'
+    assert 'No space left on device' in exc.value.msg and 'switched back: current points at releases/v1' in exc.value.msg
+    assert exc.value.details == {'current': 'v1', 'current_target': 'releases/v1'}
+    monkeypatch.undo()
+    assert statuses(mgr(base).info()) == {'v1': 'good', 'v2': 'unfinished'}  # as before the failed switch
+    assert mgr(base).switch('v2')['current'] == 'v2'
+
+
+def test_a_first_switch_whose_manifest_cannot_be_written_says_current_moved(base, monkeypatch):
+    mgr(base).prepare('v1')
+    monkeypatch.setattr(_release, 'atomic_write', no_space_for(_manifest_path(base)))
+    with pytest.raises(ReleaseError) as exc:
+        mgr(base).switch('v1')
+    # nothing was live before: there is nothing to go back to, so the failure says that current moved
+    assert current_of(base) == 'releases/v1' and exc.value.details['current'] == 'v1'
+    assert 'current points at releases/v1 now, but the manifest' in exc.value.msg
+    monkeypatch.undo()
+    res = mgr(base).info()
+    assert res['current'] == 'v1' and statuses(res) == {'v1': 'good'}
+
+
+def test_when_switching_back_fails_too_the_failure_names_the_new_release(base, monkeypatch):
+    deploy(base, 'v1')
+    mgr(base).prepare('v2')
+    monkeypatch.setattr(_release, 'atomic_write', no_space_for(_manifest_path(base)))
+    real_symlink, calls = _release.atomic_symlink, []
+
+    def symlink_once(target, link):
+        calls.append(target)
+        if len(calls) > 1:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), link)
+        real_symlink(target, link)
+    monkeypatch.setattr(_release, 'atomic_symlink', symlink_once)
+    with pytest.raises(ReleaseError) as exc:
+        mgr(base).switch('v2')
+    assert calls == ['releases/v2', 'releases/v1']
+    assert current_of(base) == 'releases/v2' and exc.value.details['current'] == 'v2'
+    assert 'switching current back to releases/v1 failed' in exc.value.msg and 'current points at releases/v2 now' in exc.value.msg
+
+
+def test_a_rollback_whose_manifest_cannot_be_written_stays_on_the_good_release(base, monkeypatch):
+    deploy(base, 'r1')
+    deploy(base, 'r2')
+    monkeypatch.setattr(_release, 'atomic_write', no_space_for(_manifest_path(base)))
+    with pytest.raises(ReleaseError) as exc:
+        mgr(base).rollback(mark_current_bad=True, reason='502s')
+    # going back would put the broken release live again over a bookkeeping error
+    assert current_of(base) == 'releases/r1' and exc.value.details['current'] == 'r1'
+    assert 'current points at releases/r1 now' in exc.value.msg and 'r2 is not recorded as bad' in exc.value.msg
+
+
+def test_a_link_swap_that_fails_says_current_did_not_move(base, monkeypatch):
+    deploy(base, 'v1')
+    mgr(base).prepare('v2')
+
+    def full(target, link):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), link)
+    monkeypatch.setattr(_release, 'atomic_symlink', full)
+    with pytest.raises(ReleaseError) as exc:
+        mgr(base).switch('v2')
+    assert exc.value.details['current'] == 'v1' and exc.value.msg.endswith('current points at releases/v1')
+
+
+# ------------------------------------------------------------------ current resolving into a release, or somewhere unknown (issue 21, 3)
+
+def _point_current(base, target):
+    current = os.path.join(str(base), 'current')
+    os.unlink(current)
+    os.symlink(target, current)
+
+
+def test_prune_keeps_the_release_current_resolves_into(base):
+    for rid in ('r1', 'r2', 'r3', 'r4'):
+        deploy(base, rid)
+    os.mkdir(os.path.join(str(base), 'releases', 'r1', 'public'))
+    _point_current(base, 'releases/r1/public')
+    m = mgr(base)
+    res = m.prune(1)
+    assert res['removed'] == ['r2', 'r3']  # r4: the newest and the last one switched to
+    assert os.path.isdir(os.path.join(str(base), 'current'))
+    assert any('into or through release r1' in w for w in m.warnings)
+
+
+def test_prune_keeps_every_release_a_chain_of_links_passes_through(base):
+    for rid in ('r1', 'r2', 'r3', 'r4', 'r5'):
+        deploy(base, rid)
+    releases = os.path.join(str(base), 'releases')
+    os.makedirs(os.path.join(releases, 'r1', 'app', 'public'))
+    os.symlink('../r1/app', os.path.join(releases, 'r2', 'app'))  # r2's app is r1's
+    os.symlink('releases/r2/app/public', os.path.join(str(base), 'web'))
+    _point_current(base, 'web')  # current -> web -> releases/r2/app/public, real path releases/r1/app/public
+    res = mgr(base).prune(1)
+    assert res['removed'] == ['r3', 'r4']
+    assert os.path.isdir(os.path.join(str(base), 'current'))
+
+
+@pytest.mark.parametrize('shape', ['outside', 'dangling', 'inside'])
+def test_switch_and_rollback_refuse_a_current_the_module_did_not_make(base, tmp_path, shape):
+    for rid in ('r1', 'r2'):
+        deploy(base, rid)
+    elsewhere = tmp_path / 'elsewhere'
+    elsewhere.mkdir()
+    os.mkdir(os.path.join(str(base), 'releases', 'r2', 'public'))
+    target = {'outside': str(elsewhere), 'dangling': 'releases/r9/public', 'inside': 'releases/r2/public'}[shape]
+    _point_current(base, target)
+    for run in (lambda: mgr(base).switch('r1'), lambda: mgr(base).rollback(), lambda: mgr(base).rollback('r1')):
+        with pytest.raises(ReleaseRefused, match='refusing to .*current -> %s' % target):
+            run()
+        assert current_of(base) == target
+    assert mgr(base).prepare('r3')['changed'] is True  # what does not touch current or delete still runs
+    if shape == 'inside':
+        assert mgr(base).prune(1)['removed'] == ['r1']  # r2 stays: current resolves into it
+    else:
+        with pytest.raises(ReleaseRefused, match='refusing to prune'):
+            mgr(base).prune(1)
+        assert sorted(os.listdir(os.path.join(str(base), 'releases'))) == ['r1', 'r2', 'r3']
+
+
+def test_prune_refuses_while_current_is_gone_with_its_release_and_rollback_repairs_it(base):
+    for rid in ('r1', 'r2', 'r3'):
+        deploy(base, rid)
+    shutil.rmtree(os.path.join(str(base), 'releases', 'r3'))
+    with pytest.raises(ReleaseRefused, match='refusing to prune: .* dangles: release directory r3 is gone'):
+        mgr(base).prune(1)
+    assert mgr(base).rollback()['current'] == 'r2'
+    assert mgr(base).prune(1)['removed'] == []  # r1: the previous good release of r2
+
+
+def test_mark_bad_refuses_the_release_current_resolves_into(base):
+    deploy(base, 'r1')
+    deploy(base, 'r2')
+    os.mkdir(os.path.join(str(base), 'releases', 'r1', 'public'))
+    _point_current(base, 'releases/r1/public')
+    with pytest.raises(ReleaseRefused, match='release r1 is what .* resolves into'):
+        mgr(base).mark_bad('r1', remove=True)
+    assert os.path.isdir(os.path.join(str(base), 'current')) and statuses(mgr(base).info())['r1'] == 'good'
+
+
+# ------------------------------------------------------------------ a corrupt manifest: backup, set aside, refusals (issue 21, 4)
+
+def _good_bad_good(base):
+    """g1, g2, b3 (bad), g4 (current): g2 is the previous good release."""
+    deploy(base, 'g1')
+    deploy(base, 'g2')
+    mgr(base).prepare('b3')
+    mgr(base).mark_bad('b3', 'tests failed')
+    deploy(base, 'g4')
+
+
+def test_a_truncated_manifest_is_restored_from_its_backup_and_set_aside(base):
+    _good_bad_good(base)
+    path = _manifest_path(base)
+    with open(path, encoding='utf-8') as handle:
+        truncated = handle.read()[:80]
+    with open(path, 'w', encoding='utf-8') as handle:
+        handle.write(truncated)
+    m = mgr(base)
+    res = m.prune(1)
+    # the previous good release g2 is still known and kept; without the backup it would be "unknown" and pruned
+    assert res['removed'] == ['g1', 'b3'] and res['previous_good'] == 'g2' and res['manifest_rebuilt'] is True
+    assert any('rebuilt from its backup' in w for w in m.warnings)
+    aside = glob.glob(path + '.corrupt-*')
+    assert len(aside) == 1 and open(aside[0], encoding='utf-8').read() == truncated
+    assert any('moved the unusable manifest' in w and aside[0] in w for w in m.warnings)
+    assert manifest(base)['releases']['g2']['status'] == 'good'
+    with open(path + '.bak', encoding='utf-8') as handle:
+        assert json.load(handle) == manifest(base)
+    assert mgr(base).info()['manifest_rebuilt'] is False
+
+
+def test_read_only_and_check_mode_runs_leave_a_corrupt_manifest_where_it_is(base):
+    _good_bad_good(base)
+    with open(_manifest_path(base), 'w', encoding='utf-8') as handle:
+        handle.write('{"version": 1, "rel')
+    before = snapshot(base)
+    assert statuses(mgr(base).info())['b3'] == 'bad'  # read from the backup
+    assert mgr(base, check_mode=True).prune(1)['removed'] == ['g1', 'b3']
+    assert snapshot(base) == before
+
+
+def _corrupt_both(base):
+    for path in (_manifest_path(base), _manifest_path(base) + '.bak'):
+        with open(path, 'w', encoding='utf-8') as handle:
+            handle.write('{"version": 1, "rel')
+
+
+def test_a_manifest_rebuilt_from_the_disk_refuses_prune_until_forced(base):
+    _good_bad_good(base)
+    _corrupt_both(base)
+    m = mgr(base)
+    with pytest.raises(ReleaseRefused, match='refusing to prune b3, g1, g2: .* force_rebuilt=true'):
+        m.prune(1)
+    assert sorted(os.listdir(os.path.join(str(base), 'releases'))) == ['b3', 'g1', 'g2', 'g4']
+    assert any('cannot be used either' in w for w in m.warnings)
+    # the mark of the rebuild outlives the runs that write the manifest, until a forced run accepts it
+    mgr(base).prepare('n5')
+    assert manifest(base)['rebuilt'].startswith('at ')
+    with pytest.raises(ReleaseRefused, match='refusing to prune'):
+        mgr(base).prune(1)
+    forced = mgr(base, force_rebuilt=True)
+    assert forced.prune(1)['removed'] == ['b3', 'g1', 'g2']  # what the operator accepted: g2's history is lost
+    assert any('force_rebuilt: accepting' in w for w in forced.warnings)
+    assert 'rebuilt' not in manifest(base)
+    assert mgr(base).prune(1)['removed'] == []
+
+
+def test_a_manifest_rebuilt_from_the_disk_refuses_unknown_releases_but_a_deploy_and_its_rollback_run(base):
+    _good_bad_good(base)
+    _corrupt_both(base)
+    for run in (lambda: mgr(base).switch('b3'), lambda: mgr(base).rollback('g2')):
+        with pytest.raises(ReleaseRefused, match='whose status is unknown'):
+            run()
+    assert current_of(base) == 'releases/g4'
+    # a new release may go live, and a failed one rolls back to the release current was seen on (good, not unknown)
+    mgr(base).prepare('n5')
+    assert mgr(base).switch('n5')['current'] == 'n5'
+    res = mgr(base).rollback(mark_current_bad=True, reason='health gate')
+    assert res['current'] == 'g4' and statuses(res)['n5'] == 'bad'
+    assert mgr(base, force_rebuilt=True).rollback('g2')['current'] == 'g2'
+
+
+def test_unlock_gives_the_lease_back_when_its_prune_is_refused(base):
+    _good_bad_good(base)
+    _corrupt_both(base)
+    mgr(base).lock('run-1')
+    m = mgr(base, lock_id='run-1')
+    result = m.unlock('run-1', prune_keep=1)
+    assert result['lock'] is None and result['removed'] == []
+    assert any(w.startswith('did not prune: refusing to prune') for w in m.warnings)
+
+
+def test_a_backup_that_cannot_be_written_costs_a_warning_not_the_run(base, monkeypatch):
+    deploy(base, 'v1')
+    mgr(base).prepare('v2')
+    monkeypatch.setattr(_release, 'atomic_write', no_space_for(_manifest_path(base) + '.bak'))
+    m = mgr(base)
+    assert m.switch('v2')['current'] == 'v2'
+    assert any('could not write the backup manifest' in w for w in m.warnings)
+    assert manifest(base)['releases']['v2']['status'] == 'good'
+
+
+# ------------------------------------------------------------------ temporary files of a killed run (issue 21, 7)
+
+def test_temporary_files_of_a_killed_run_are_removed_by_the_next_change(base):
+    deploy(base, 'r1')
+    state = os.path.join(str(base), '.zerodown')
+    old = time.time() - 3600
+
+    def leave(path, kind, age=old):
+        if kind == 'link':
+            os.symlink('releases/r1', path)
+        elif kind == 'dir':
+            os.mkdir(path)
+        else:
+            with open(path, 'w', encoding='utf-8') as handle:
+                handle.write('{"version": 1')
+        os.utime(path, (age, age), follow_symlinks=False)
+        return path
+
+    stale = [leave(os.path.join(str(base), '.current.new-4242-0123456789ab'), 'link'),
+             leave(os.path.join(state, '.manifest.json.tmp-4242-0123456789ab'), 'file'),
+             leave(os.path.join(state, '.manifest.json.bak.tmp-4242-0123456789ab'), 'file')]
+    kept = [leave(os.path.join(str(base), '.current.new-4243-0123456789ab'), 'link', time.time()),  # a live writer's, maybe
+            leave(os.path.join(state, '.manifest.json.tmp-4243-0123456789ab'), 'file', time.time()),
+            leave(os.path.join(str(base), '.current.new-by-hand'), 'link'),  # not a name temp_name() makes
+            leave(os.path.join(state, '.manifest.json.tmp-4244-0123456789ab'), 'dir'),  # not the kind it makes
+            leave(os.path.join(str(base), '.current.new-4245-0123456789ab'), 'file')]
+    mgr(base, check_mode=True).prune(1)
+    mgr(base).info()
+    assert all(os.path.lexists(path) for path in stale + kept)  # check mode and reads remove nothing
+    m = mgr(base)
+    assert m.prune(5)['changed'] is False
+    assert not any(os.path.lexists(path) for path in stale)
+    assert all(os.path.lexists(path) for path in kept)
+    assert any('interrupted run' in w and stale[0] in w for w in m.warnings)
+    assert os.path.isdir(os.path.join(str(base), 'releases', 'r1'))
+
+
+# ------------------------------------------------------------------ deleting without following links (issue 21, 8)
+
+def _outside_tree(tmp_path):
+    outside = tmp_path / 'outside'
+    (outside / 'sub').mkdir(parents=True)
+    (outside / 'keep.txt').write_text('precious')
+    (outside / 'sub' / 'deep.txt').write_text('also precious')
+    os.chmod(str(outside / 'sub'), 0o555)
+    os.chmod(str(outside), 0o550)
+    return outside
+
+
+def test_rmtree_deletes_a_tree_with_read_only_directories(tmp_path):
+    tree = tmp_path / 'tree'
+    (tree / 'a' / 'b').mkdir(parents=True)
+    (tree / 'a' / 'b' / 'f').write_text('x')
+    (tree / 'c').mkdir()
+    (tree / 'c' / 'g').write_text('y')
+    for path, mode in ((tree / 'a' / 'b', 0o555), (tree / 'a', 0o500), (tree / 'c', 0o000), (tree, 0o555)):
+        os.chmod(str(path), mode)
+    assert _release._rmtree(str(tree)) is None
+    assert not os.path.lexists(str(tree))
+
+
+def test_rmtree_unlinks_links_and_never_touches_their_targets(tmp_path):
+    outside = _outside_tree(tmp_path)
+    before = snapshot(outside)
+    tree = tmp_path / 'tree'
+    (tree / 'deep').mkdir(parents=True)
+    os.symlink(str(outside), str(tree / 'to-dir'))
+    os.symlink(str(outside / 'sub'), str(tree / 'deep' / 'to-sub'))
+    os.symlink(str(outside / 'keep.txt'), str(tree / 'deep' / 'to-file'))
+    os.chmod(str(tree / 'deep'), 0o555)
+    assert _release._rmtree(str(tree)) is None
+    assert not os.path.lexists(str(tree))
+    assert snapshot(outside) == before
+    assert stat.S_IMODE(os.stat(str(outside)).st_mode) == 0o550 and stat.S_IMODE(os.stat(str(outside / 'sub')).st_mode) == 0o555
+
+
+def test_rmtree_never_follows_a_directory_swapped_for_a_link_while_it_runs(tmp_path, monkeypatch):
+    outside = _outside_tree(tmp_path)
+    before = snapshot(outside)
+    tree = tmp_path / 'tree'
+    (tree / 'sub' / 'inner').mkdir(parents=True)
+    (tree / 'sub' / 'inner' / 'f').write_text('x')
+    os.chmod(str(tree / 'sub'), 0o555)
+    real, swapped = _release._entry_names, []
+
+    def racing(fd):
+        names = real(fd)
+        if 'sub' in names and not swapped:
+            # the deploy user's move between the listing and the descent: sub becomes a link to a directory root owns
+            os.chmod(str(tree / 'sub'), 0o755)
+            shutil.rmtree(str(tree / 'sub'))
+            os.symlink(str(outside), str(tree / 'sub'))
+            swapped.append(True)
+        return names
+    monkeypatch.setattr(_release, '_entry_names', racing)
+    assert _release._rmtree(str(tree)) is None
+    assert swapped and not os.path.lexists(str(tree))
+    assert snapshot(outside) == before  # no chmod, no listing, no deletion behind the link
+
+
+def test_prune_of_a_release_holding_a_link_out_leaves_the_target_alone(base, tmp_path):
+    outside = _outside_tree(tmp_path)
+    before = snapshot(outside)
+    for rid in ('r1', 'r2', 'r3'):
+        deploy(base, rid)
+    os.symlink(str(outside), os.path.join(str(base), 'releases', 'r1', 'uploads'))
+    assert mgr(base).prune(1)['removed'] == ['r1']
+    assert snapshot(outside) == before

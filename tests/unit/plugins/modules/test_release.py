@@ -9,7 +9,6 @@ The state machine itself is tested in tests/unit/plugins/module_utils/test_relea
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import re
@@ -23,7 +22,16 @@ from ansible_collections.zerodown.deploy.plugins.module_utils._lock import acqui
 from ansible_collections.zerodown.deploy.plugins.module_utils import _release
 from ansible_collections.zerodown.deploy.plugins.module_utils._release import ReleaseError
 from ansible_collections.zerodown.deploy.plugins.modules import release as release_module
-from ansible_collections.zerodown.deploy.tests.unit.plugins.module_utils.release_tree import current_of, deploy, manifest, mgr, set_mtimes, statuses
+from ansible_collections.zerodown.deploy.tests.unit.plugins.module_utils.release_tree import (
+    current_of,
+    deploy,
+    manifest,
+    mgr,
+    no_space_for,
+    set_mtimes,
+    snapshot,
+    statuses,
+)
 
 
 # ------------------------------------------------------------------ helpers
@@ -46,28 +54,6 @@ def run_module(module_runner, monkeypatch):
     def run(check=False, diff=False, **args):
         return module_runner(release_module.main, check=check, diff=diff, **args)
     return run
-
-
-def snapshot(root):
-    """Everything observable about a tree: types, inodes, modes, sizes, mtimes, link targets, content hashes."""
-    root = str(root)
-    if not os.path.lexists(root):
-        return None
-    snap = {}
-    for dirpath, dirnames, filenames in os.walk(root):
-        for name in [''] + dirnames + filenames:
-            path = os.path.join(dirpath, name) if name else dirpath
-            if path in snap:
-                continue
-            st = os.lstat(path)
-            item = (stat.S_IFMT(st.st_mode), st.st_ino, st.st_mode, st.st_size, st.st_mtime_ns, st.st_uid, st.st_gid)
-            if stat.S_ISLNK(st.st_mode):
-                item += (os.readlink(path),)
-            elif stat.S_ISREG(st.st_mode):
-                with open(path, 'rb') as f:
-                    item += (hashlib.sha256(f.read()).hexdigest(),)
-            snap[os.path.relpath(path, root)] = item
-    return snap
 
 
 # ------------------------------------------------------------------ ID validation
@@ -200,6 +186,16 @@ def test_switch_to_missing_release_fails(run_module, base):
     assert res['failed'] and 'does not exist' in res['msg']
     res = run_module(path=str(base), state='switch')
     assert res['failed'] and 'release' in res['msg']
+
+
+def test_a_switch_that_cannot_write_the_manifest_fails_saying_where_current_points(run_module, base, monkeypatch):
+    deploy(base, 'v1')
+    mgr(base).prepare('v2')
+    monkeypatch.setattr(_release, 'atomic_write', no_space_for(os.path.join(str(base), '.zerodown', 'manifest.json')))
+    res = run_module(path=str(base), state='switch', release='v2', diff=True)
+    assert res['failed'] and res['current'] == 'v1' and res['current_target'] == 'releases/v1'
+    assert 'No space left on device' in res['msg'] and 'current points at releases/v1' in res['msg']
+    assert current_of(base) == 'releases/v1'
 
 
 def test_switch_refuses_real_directory_current(run_module, base):
@@ -368,6 +364,7 @@ def test_manifest_recovery(run_module, base, damage):
     elif damage == 'bad id':
         good['releases']['../evil'] = good['releases']['20261101T000000Z-aaaaaaa']
         _write_manifest_text(base, json.dumps(good))
+    os.unlink(path + '.bak')  # the last-good copy is gone too: only the directories are left to rebuild from
 
     # query: reports, never writes
     before = snapshot(base)
@@ -387,8 +384,11 @@ def test_manifest_recovery(run_module, base, damage):
     assert res['previous_good'] is None
     res = run_module(path=str(base), state='rollback')
     assert res['failed'] and 'no good release' in res['msg']
-    # ... but a mutating state writes the rebuilt manifest, and a named rollback may use them
+    # ... a named rollback to one is refused until the rebuilt state is accepted (an unknown release may be one that failed) ...
     res = run_module(path=str(base), state='rollback', release='20261102T000000Z-bbbbbbb')
+    assert res['failed'] and 'force_rebuilt=true' in res['msg'] and current_of(base) == 'releases/20261103T000000Z-ccccccc'
+    # ... and with force_rebuilt a mutating state writes the rebuilt manifest, and a named rollback may use them
+    res = run_module(path=str(base), state='rollback', release='20261102T000000Z-bbbbbbb', force_rebuilt=True)
     assert res['changed'] is True and res['manifest_rebuilt'] is True
     assert res['current'] == '20261102T000000Z-bbbbbbb'
     res = run_module(path=str(base), state='query')
