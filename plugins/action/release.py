@@ -9,13 +9,18 @@ every state but ``lock`` it only runs the module. For ``state: lock`` it:
 
 1. fills ``lock_host``, ``lock_pid`` and ``lock_owner`` from the controller
    when they are not given: the host name, the ``ansible-playbook`` process
-   (this worker's parent) and the user; and makes a random ``lock_id`` when
-   the task has none (the result's ``lock_id`` says which);
+   (this worker's parent) and the user, and with that PID ``lock_holder``:
+   who that process is (machine ID, boot ID, PID namespace, start time); and
+   makes a random ``lock_id`` when the task has none (the result's
+   ``lock_id`` says which);
 2. tries the lock at once (``lock_timeout: 0``);
-3. when another run holds it, and that run's lease names this controller and
-   a PID that is no longer an ``ansible-playbook`` process here (the run was
-   killed, crashed, or the machine rebooted), gives that very lease back
-   (``state: unlock`` with its ``lock_id``), since nothing else ever will;
+3. when another run holds it, and that run's ``lock_holder`` proves here that
+   its process has ended (``_lock.holder_gone``: this machine, and a reboot
+   since or, in the same boot and PID namespace, a PID gone or reused), gives
+   that very lease back (``state: unlock`` with its ``lock_id``), since
+   nothing else ever will before the lease expires. A host name and a PID
+   alone prove nothing: a clone shares the host name, and another PID
+   namespace or ``hidepid`` makes a live process look gone;
 4. then takes the lock, waiting up to the task's ``lock_timeout``.
 
 The result is the module's lock result with ``took_over``: the lease given
@@ -38,6 +43,7 @@ from ansible.plugins.action import ActionBase
 from ansible.utils.display import Display
 from ansible.utils.vars import merge_hash
 
+from ansible_collections.zerodown.deploy.plugins.module_utils._lock import holder_gone, process_identity
 from ansible_collections.zerodown.deploy.plugins.plugin_utils._controller import controller_facts
 
 display = Display()
@@ -73,7 +79,9 @@ def controller_identity(environ=None, proc: str = '/proc') -> dict:
         except (KeyError, OSError):
             owner = None
     parent = os.getppid()
-    return {'lock_host': socket.gethostname() or None, 'lock_pid': parent if _is_playbook(parent, proc) else None, 'lock_owner': owner}
+    pid = parent if _is_playbook(parent, proc) else None
+    return {'lock_host': socket.gethostname() or None, 'lock_pid': pid, 'lock_owner': owner,
+            'lock_holder': process_identity(pid) if pid else None}
 
 
 def _is_playbook(pid: int, proc: str = '/proc') -> bool:
@@ -93,53 +101,27 @@ def with_identity(args: dict, identity: dict) -> dict:
     for option in IDENTITY_OPTIONS:
         if filled.get(option) in (None, '') and identity.get(option) not in (None, ''):
             filled[option] = identity[option]
+    # The controller's holder identity describes its own ansible-playbook, not a lock_pid the task gave.
+    if not filled.get('lock_holder') and identity.get('lock_holder') and filled.get('lock_pid') == identity.get('lock_pid'):
+        filled['lock_holder'] = identity['lock_holder']
     return filled
 
 
-def ansible_process_alive(pid: int, proc: str = '/proc') -> bool:
-    """Whether ``pid`` is still an Ansible process on this controller; True when that cannot be told.
+def dead_holder(result: dict, gone=holder_gone):
+    """The lease in a failed ``state: lock`` result whose holder provably ended; None otherwise.
 
-    With ``/proc``: its command line mentions ansible (a PID the kernel gave to another program since counts as gone).
-    Without (macOS, BSD): only whether the PID exists.
-    """
-    if not os.path.isdir(os.path.join(proc, 'self')):
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            return False
-        except OSError:
-            return True  # someone else's process, for instance: it exists
-        return True
-    try:
-        with open(os.path.join(proc, str(pid), 'cmdline'), 'rb') as handle:
-            cmdline = handle.read()
-    except FileNotFoundError:
-        return False
-    except OSError:
-        return True
-    return b'ansible' in cmdline
-
-
-def dead_holder(result: dict, controller_host, pid_alive):
-    """The lease in a failed ``state: lock`` result whose holder ran on this controller and is gone; None otherwise.
-
-    ``pid_alive(pid)`` says whether the holder's ``ansible-playbook`` still runs here. A holder on another host, or
-    without a PID, is never taken over here: its lease expires after its ``lock_ttl``.
+    ``gone(lease)`` answers ``(dead, why)`` from this controller (``_lock.holder_gone``). A holder it cannot prove
+    dead (on another machine, in another PID namespace, without ``lock_holder``) keeps its lease until ``lock_ttl``.
     """
     if not result.get('failed'):
         return None
     holder = result.get('holder') or {}
-    if not holder.get('lock_id') or not controller_host or holder.get('host') != controller_host:
-        return None
-    pid = holder.get('pid')
-    if isinstance(pid, bool) or not isinstance(pid, int) or pid <= 0:
-        return None
-    if pid_alive(pid):
+    if not holder.get('lock_id') or not gone(holder)[0]:
         return None
     return holder
 
 
-def take_lock(run_module, args: dict, identity: dict, pid_alive) -> dict:
+def take_lock(run_module, args: dict, identity: dict, gone=holder_gone) -> dict:
     """``state: lock`` in one task; ``run_module(module_args)`` runs the module and returns its result.
 
     Returns the result of the last lock attempt, with ``took_over`` (the lease given back, or None).
@@ -149,7 +131,7 @@ def take_lock(run_module, args: dict, identity: dict, pid_alive) -> dict:
     result = run_module(dict(args, lock_timeout=0))
     took_over = None
     if result.get('failed') and result.get('holder'):
-        holder = dead_holder(result, args.get('lock_host'), pid_alive)
+        holder = dead_holder(result, gone)
         if holder is not None:
             freed = run_module({'path': args['path'], 'state': 'unlock', 'lock_id': holder['lock_id']})
             if not freed.get('failed') and freed.get('previous_holder'):
@@ -192,7 +174,7 @@ class ActionModule(ActionBase):
             raise AnsibleActionFail(NO_BECOME)
         try:
             outcome = take_lock(lambda module_args: self._run_module(module_args, task_vars), args, controller_identity(),
-                                ansible_process_alive)
+                                holder_gone)
         finally:
             self._remove_tmp_path(self._connection._shell.tmpdir)
         if outcome['took_over'] is not None:

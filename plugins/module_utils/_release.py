@@ -54,6 +54,7 @@ from ansible_collections.zerodown.deploy.plugins.module_utils._lock import (
     LEASE_FILE,
     LOCK_FILE,
     STATE_DIR,
+    IDENTITY_KEYS,
     FileLock,
     LockError,
     acquire_lease,
@@ -1012,9 +1013,10 @@ class ReleaseManager:
 
     def lock(self, lock_id: t.Optional[str], ttl: int = 3600, timeout: int = 0, owner: t.Optional[str] = None,
              host: t.Optional[str] = None, pid: t.Optional[int] = None, play: t.Optional[str] = None, poll_interval: float = 1.0,
-             layout: t.Optional[dict] = None, run_command=None) -> dict:
+             layout: t.Optional[dict] = None, run_command=None, identity: t.Optional[dict] = None) -> dict:
         """Take the deploy lease; with ``layout``, then make the layout (users, directories, shared/.env) under it."""
-        result = self._lock(lock_id, ttl=ttl, timeout=timeout, owner=owner, host=host, pid=pid, play=play, poll_interval=poll_interval)
+        result = self._lock(lock_id, ttl=ttl, timeout=timeout, owner=owner, host=host, pid=pid, play=play, poll_interval=poll_interval,
+                            identity=identity)
         if layout is None:
             return result
         changes = Changes(self.check_mode)
@@ -1031,7 +1033,8 @@ class ReleaseManager:
         return result
 
     def _lock(self, lock_id: t.Optional[str], ttl: int = 3600, timeout: int = 0, owner: t.Optional[str] = None,
-              host: t.Optional[str] = None, pid: t.Optional[int] = None, play: t.Optional[str] = None, poll_interval: float = 1.0) -> dict:
+              host: t.Optional[str] = None, pid: t.Optional[int] = None, play: t.Optional[str] = None, poll_interval: float = 1.0,
+              identity: t.Optional[dict] = None) -> dict:
         if not lock_id:
             raise ReleaseError('lock_id is required for state=lock')
         if not _is_int(ttl) or ttl < 1:
@@ -1039,7 +1042,7 @@ class ReleaseManager:
         try:
             res = acquire_lease(self.layout.state_dir, lock_id, ttl=ttl, timeout=timeout, owner=owner, host=host, pid=pid,
                                 play=play, check_mode=self.check_mode, poll_interval=poll_interval,
-                                flock_timeout=self.lock_wait, clock=self.clock)
+                                flock_timeout=self.lock_wait, clock=self.clock, identity=identity)
         except LockError as exc:
             raise ReleaseError(exc.msg, holder=_public_lease(exc.holder))
         self.warnings.extend(res['warnings'])
@@ -1108,6 +1111,8 @@ def _public_lease(lease: t.Optional[dict], now: t.Optional[float] = None) -> t.O
         return {'error': lease['error']}
     keys = ('lock_id', 'owner', 'host', 'pid', 'play', 'started', 'renewed', 'expires', 'ttl')
     out = {k: lease.get(k) for k in keys}
+    # Who the holder process is, for the action plugin to prove it dead on its controller (absent in older leases).
+    out.update((k, lease[k]) for k in IDENTITY_KEYS if k in lease)
     out['expired'] = lease_expired(lease, time.time() if now is None else now)
     return out
 
@@ -1347,7 +1352,7 @@ def run_state(manager: ReleaseManager, params: dict, run_command=None) -> dict:
                           git_cache=params['git_cache'], env_content=params['env_content'], env_owner=params['env_owner'])
         return manager.lock(params['lock_id'], ttl=params['lock_ttl'], timeout=params['lock_timeout'], owner=params['lock_owner'],
                             host=params['lock_host'], pid=params['lock_pid'], play=params['lock_play'], layout=layout,
-                            run_command=run_command)
+                            run_command=run_command, identity=params['lock_holder'])
     return manager.unlock(params['lock_id'], report=params['report'], report_path=params['report_path'],
                           prune_keep=params['keep_releases'] if params['prune'] else None)
 

@@ -64,10 +64,10 @@ attributes:
       - O(state=prepare) without O(release) generates a new release ID on every run.
   action:
     details:
-      - Every task goes through the action plugin of the same name. For O(state=lock) it fills O(lock_host), O(lock_pid) and
-        O(lock_owner) from the controller (its host name, the C(ansible-playbook) process, the user) when they are not given,
-        tries the lock at once, takes over the lease of a holder that ran on this controller and whose C(ansible-playbook)
-        process is gone (see RV(took_over)), and then waits up to O(lock_timeout). The other states only run the module.
+      - Every task goes through the action plugin of the same name. For O(state=lock) it fills O(lock_host), O(lock_pid),
+        O(lock_owner) and O(lock_holder) from the controller (its host name, the C(ansible-playbook) process and who it is, the
+        user) when they are not given, tries the lock at once, takes over the lease of a holder proven dead on this controller
+        (see O(lock_holder) and RV(took_over)), and then waits up to O(lock_timeout). The other states only run the module.
 options:
   path:
     description:
@@ -270,14 +270,23 @@ options:
       - Host the deploy runs from, shown to waiting runs.
       - With O(state=lock) the action plugin fills in the controller's host name. Without a value (the module run without its
         action plugin), the target's host name.
-      - A lease whose O(lock_host) is this controller and whose O(lock_pid) is no longer an C(ansible-playbook) process here is
-        taken over by the next O(state=lock) at once, see RV(took_over).
     type: str
   lock_pid:
     description:
       - Process ID of the deploy run, shown to waiting runs.
       - With O(state=lock) the action plugin fills in the PID of the controller's C(ansible-playbook) process.
     type: int
+  lock_holder:
+    description:
+      - Who the process O(lock_pid) is, recorded in the lease so that it can be proven dead before the lease expires. Its keys
+        are C(machine_id), C(boot_id), C(pid_namespace) (where the PID was read) and C(pid_start) (the start time in clock ticks
+        since boot, field 22 of C(/proc/PID/stat)).
+      - With O(state=lock) the action plugin fills it in on the controller together with O(lock_pid).
+      - A lease is taken over before it expires only when these prove its holder dead, on the holder's machine (the
+        controller, see RV(took_over); or the target when it is that machine, see RV(lock_taken_over)). That needs the same
+        machine ID, and either another boot ID or, in the same boot and PID namespace, a PID that no longer runs or has another
+        start time. A host name and a PID alone never do.
+    type: dict
   force:
     description:
       - Ignore a deploy lease held by someone else in mutating states, and allow O(state=unlock) to remove another run's lease.
@@ -541,14 +550,28 @@ lock:
     ttl:
       description: Lifetime in seconds.
       type: int
+    machine_id:
+      description: The holder's machine ID (O(lock_holder)); absent when not recorded.
+      type: str
+    boot_id:
+      description: The boot ID of the holder's machine when it took the lease; absent when not recorded.
+      type: str
+    pid_namespace:
+      description: The PID namespace its PID was read in; absent when not recorded.
+      type: str
+    pid_start:
+      description: Start time of the holder process, clock ticks since boot; absent when not recorded.
+      type: int
 lock_taken_over:
-  description: With O(state=lock), whether an expired (or unreadable) lease of another run was taken over.
+  description:
+    - With O(state=lock), whether an expired (or unreadable) lease of another run was taken over, or one whose holder the module
+      proved dead (see O(lock_holder)).
   returned: when O(state=lock)
   type: bool
 took_over:
   description:
-    - With O(state=lock), the lease of a run on this controller whose C(ansible-playbook) process no longer exists, which was
-      given back (O(state=unlock) with its O(lock_id)) before the lock was taken, or V(null) when nothing was taken over.
+    - With O(state=lock), the lease of a run on this controller whose C(ansible-playbook) process provably no longer runs
+      (see O(lock_holder)), which was given back (O(state=unlock) with its O(lock_id)) before the lock was taken, or V(null) when nothing was taken over.
     - Set by the action plugin. An expired lease taken over by the module itself is RV(lock_taken_over).
   returned: when O(state=lock)
   type: dict
@@ -651,6 +674,7 @@ def main() -> None:
             lock_owner=dict(type='str'),
             lock_host=dict(type='str'),
             lock_pid=dict(type='int'),
+            lock_holder=dict(type='dict'),
             force=dict(type='bool', default=False),
             force_rebuilt=dict(type='bool', default=False),
             reuse_live=dict(type='bool', default=False),

@@ -54,32 +54,35 @@ class FakeModule:
 
 
 def alive(*pids):
-    return lambda pid: pid in pids
+    """A stand-in for _lock.holder_gone: the holders whose PID is not in ``pids`` are proven dead."""
+    return lambda holder: (holder.get('pid') not in pids, 'pid %s' % holder.get('pid'))
 
 
 # -- dead_holder ----------------------------------------------------------------------------
 
 
-def test_a_holder_on_this_controller_whose_process_is_gone_is_dead():
-    assert action.dead_holder({'failed': True, 'holder': lease()}, 'ctl.example', alive()) == lease()
+def test_a_holder_proven_dead_is_dead():
+    assert action.dead_holder({'failed': True, 'holder': lease()}, alive()) == lease()
 
 
-@pytest.mark.parametrize('result, host, pid_alive', [
-    ({'failed': True, 'holder': lease()}, 'ctl.example', alive(3000)),  # still running
-    ({'failed': True, 'holder': lease(host='other.example')}, 'ctl.example', alive()),  # another controller: cannot tell
-    ({'failed': True, 'holder': lease()}, None, alive()),  # this controller's name unknown
-    ({'failed': True, 'holder': lease()}, '', alive()),
-    ({'failed': True, 'holder': lease(pid=None)}, 'ctl.example', alive()),  # no PID recorded
-    ({'failed': True, 'holder': lease(pid='3000')}, 'ctl.example', alive()),
-    ({'failed': True, 'holder': lease(pid=0)}, 'ctl.example', alive()),
-    ({'failed': True, 'holder': lease(pid=True)}, 'ctl.example', alive()),
-    ({'failed': True, 'holder': lease(lock_id=None)}, 'ctl.example', alive()),
-    ({'failed': True, 'holder': {'error': 'the lease is not valid JSON'}}, 'ctl.example', alive()),
-    ({'failed': True, 'msg': 'lock_id must be a non-empty string'}, 'ctl.example', alive()),  # failed for another reason
-    ({'changed': True, 'holder': lease()}, 'ctl.example', alive()),  # not failed
+@pytest.mark.parametrize('result, gone', [
+    ({'failed': True, 'holder': lease()}, alive(3000)),  # still running, or not provably gone
+    ({'failed': True, 'holder': lease(lock_id=None)}, alive()),
+    ({'failed': True, 'holder': {'error': 'the lease is not valid JSON'}}, alive()),
+    ({'failed': True, 'msg': 'lock_id must be a non-empty string'}, alive()),  # failed for another reason
+    ({'changed': True, 'holder': lease()}, alive()),  # not failed
 ])
-def test_no_takeover(result, host, pid_alive):
-    assert action.dead_holder(result, host, pid_alive) is None
+def test_no_takeover(result, gone):
+    assert action.dead_holder(result, gone) is None
+
+
+@pytest.mark.parametrize('holder', [
+    lease(),  # an older lease: no lock_holder fields
+    lease(host='other.example', pid=None),
+    lease(machine_id='another machine', boot_id='b', pid_namespace='pid:[1]', pid_start=1),
+])
+def test_the_real_proof_never_takes_over_what_it_cannot_tell(holder):
+    assert action.dead_holder({'failed': True, 'holder': holder}) is None
 
 
 # -- take_lock ------------------------------------------------------------------------------
@@ -96,6 +99,13 @@ def test_given_identity_wins_over_the_controllers():
     fake = FakeModule()
     action.take_lock(fake, dict(ARGS, lock_host='build.example', lock_pid=12, lock_owner=''), HERE, alive())
     assert (fake.calls[0]['lock_host'], fake.calls[0]['lock_pid'], fake.calls[0]['lock_owner']) == ('build.example', 12, 'alice')
+
+
+def test_the_controllers_holder_identity_goes_only_with_its_own_pid():
+    holder = {'machine_id': 'm', 'boot_id': 'b', 'pid_namespace': 'pid:[1]', 'pid_start': 7}
+    here = dict(HERE, lock_holder=holder)
+    assert action.with_identity(dict(ARGS), here)['lock_holder'] == holder
+    assert 'lock_holder' not in action.with_identity(dict(ARGS, lock_pid=12), here)  # another process: its identity is unknown here
 
 
 def test_the_lease_of_a_dead_run_here_is_given_back_then_taken():
@@ -124,14 +134,14 @@ def test_a_live_holder_is_waited_for_with_the_real_timeout():
 
 def test_a_live_holder_and_no_timeout_fails_at_once_naming_it():
     fake = FakeModule(holder=lease(host='other.example'))
-    result = action.take_lock(fake, dict(ARGS, lock_timeout=0), HERE, alive())
+    result = action.take_lock(fake, dict(ARGS, lock_timeout=0), HERE, action.holder_gone)  # no lock_holder: cannot be proven dead
     assert result['failed'] and 'lock_id=run-old' in result['msg'] and result['holder']['host'] == 'other.example'
     assert result['took_over'] is None and len(fake.calls) == 1
 
 
 def test_a_holder_that_does_not_give_way_fails_after_the_wait():
     fake = FakeModule(holder=lease(host='other.example'))
-    result = action.take_lock(fake, dict(ARGS), HERE, alive())
+    result = action.take_lock(fake, dict(ARGS), HERE, action.holder_gone)
     assert result['failed'] and result['took_over'] is None and len(fake.calls) == 2
 
 
@@ -159,34 +169,6 @@ def test_an_unlock_that_finds_another_lease_takes_nothing_over():
 # -- the controller -------------------------------------------------------------------------
 
 
-def test_ansible_process_alive_reads_the_command_line(tmp_path):
-    proc = tmp_path / 'proc'
-    (proc / 'self').mkdir(parents=True)
-    (proc / '10').mkdir()
-    (proc / '10' / 'cmdline').write_bytes(b'/usr/bin/python3\x00/usr/bin/ansible-playbook\x00deploy.yml\x00')
-    (proc / '11').mkdir()
-    (proc / '11' / 'cmdline').write_bytes(b'/usr/sbin/sshd\x00-D\x00')  # the PID went to another program
-    assert action.ansible_process_alive(10, proc=str(proc))
-    assert not action.ansible_process_alive(11, proc=str(proc))
-    assert not action.ansible_process_alive(12, proc=str(proc))
-
-
-def test_ansible_process_alive_without_proc_asks_the_kernel(tmp_path):
-    assert action.ansible_process_alive(os.getpid(), proc=str(tmp_path))
-    with mock.patch.object(action.os, 'kill', side_effect=ProcessLookupError):
-        assert not action.ansible_process_alive(999999, proc=str(tmp_path))
-    with mock.patch.object(action.os, 'kill', side_effect=PermissionError):
-        assert action.ansible_process_alive(1, proc=str(tmp_path))
-
-
-def test_this_process_is_alive_on_linux():
-    if not os.path.isdir('/proc/self'):
-        pytest.skip('no /proc')
-    with open('/proc/self/cmdline', 'rb') as handle:
-        mine = handle.read()
-    assert action.ansible_process_alive(os.getpid()) == (b'ansible' in mine)
-
-
 def test_controller_identity(tmp_path):
     identity = action.controller_identity({'USER': 'carol'})
     assert identity['lock_owner'] == 'carol' and identity['lock_host']
@@ -194,9 +176,11 @@ def test_controller_identity(tmp_path):
     parent = tmp_path / str(os.getppid())
     parent.mkdir()
     (parent / 'cmdline').write_bytes(b'/usr/bin/python3\x00/usr/bin/ansible-playbook\x00site.yml\x00')
-    assert action.controller_identity({'USER': 'carol'}, proc=str(tmp_path))['lock_pid'] == os.getppid()
+    identity = action.controller_identity({'USER': 'carol'}, proc=str(tmp_path))
+    assert identity['lock_pid'] == os.getppid() and identity['lock_holder'] == action.process_identity(os.getppid())
     (parent / 'cmdline').write_bytes(b'/usr/bin/python3\x00/usr/bin/ansible\x00all\x00-m\x00zerodown.deploy.release\x00')
     assert action.controller_identity({'USER': 'carol'}, proc=str(tmp_path))['lock_pid'] is None
+    assert action.controller_identity({'USER': 'carol'}, proc=str(tmp_path))['lock_holder'] is None
     with mock.patch.object(action.getpass, 'getuser', return_value='dave'):
         assert action.controller_identity({})['lock_owner'] == 'dave'
     with mock.patch.object(action.getpass, 'getuser', side_effect=KeyError('uid')):
@@ -232,7 +216,7 @@ def test_lock_goes_through_take_lock_and_warns_about_a_takeover(monkeypatch):
     module = plugin(dict(ARGS))
     module._execute_module = mock.MagicMock(side_effect=lambda module_name, module_args, task_vars, wrap_async: fake(module_args))
     monkeypatch.setattr(action, 'controller_identity', lambda: dict(HERE))
-    monkeypatch.setattr(action, 'ansible_process_alive', alive())
+    monkeypatch.setattr(action, 'holder_gone', alive())
     warnings = []
     monkeypatch.setattr(action.display, 'warning', warnings.append)
     result = module.run(task_vars={})

@@ -464,6 +464,14 @@ def test_check_mode_with_corrupt_manifest_writes_nothing(run_module, base):
 
 # ------------------------------------------------------------------ deploy lock (lease) through the module
 
+def test_lock_records_the_holder_identity_and_a_waiter_sees_it(run_module, base):
+    holder = {'machine_id': 'm-ctl', 'boot_id': 'b-1', 'pid_namespace': 'pid:[4026531836]', 'pid_start': 5000}
+    res = run_module(path=str(base), state='lock', lock_id='run-1', lock_host='ctl.example', lock_pid=4242, lock_holder=holder)
+    assert {key: res['lock'][key] for key in holder} == holder
+    res = run_module(path=str(base), state='lock', lock_id='run-2')
+    assert res['failed'] and res['holder']['machine_id'] == 'm-ctl' and 'machine-id differs' in res['msg']
+
+
 def test_lock_protocol(run_module, base):
     res = run_module(path=str(base), state='lock', lock_id='run-1', lock_play='Deploy shop', lock_owner='alice',
                      lock_host='ctl.example', lock_pid=4242, lock_ttl=600)
