@@ -71,7 +71,7 @@ ID_PATTERN = r'^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$'
 ID_RE = re.compile(r'[A-Za-z0-9][A-Za-z0-9._-]{0,127}')  # always used with fullmatch(): '$' would accept a trailing newline
 ID_TIME_RE = re.compile(r'\d{8}T\d{6}Z', re.ASCII)
 GENERATED_ID_RE = re.compile(r'(\d{8}T\d{6}Z)(?:-([A-Za-z0-9]{1,7}))?(?:-\d+)?', re.ASCII)
-STATUSES = ('good', 'bad', 'unfinished', 'unknown')
+STATUSES = ('good', 'switched', 'bad', 'unfinished', 'unknown')
 MUTATING_STATES = ('layout', 'prepare', 'link', 'switch', 'mark_bad', 'rollback', 'prune')
 MANIFEST_FILE = 'manifest.json'
 BACKUP_SUFFIX = '.bak'
@@ -768,9 +768,9 @@ class ReleaseManager:
                                releases=sorted(st.entries))
         return entry
 
-    def _mark_switched(self, st: State, release_id: str, now: float) -> None:
+    def _mark_switched(self, st: State, release_id: str, now: float, status: str = 'good') -> None:
         entry = st.entries[release_id]
-        entry['status'] = 'good'
+        entry['status'] = status
         entry['switch_seq'] = st.next_seq()
         entry['switched_at'] = epoch_to_iso(now)
         st.dirty = True
@@ -795,10 +795,17 @@ class ReleaseManager:
         def action(st: State) -> dict:
             now = self.clock()
             live = st.entries.get(st.current_id) if st.current_id else None
-            if reuse_live and revision and live is not None and live.get('revision') == revision and live['status'] in ('good', 'unknown'):
-                return {'changed': False, 'release': st.current_id, 'new': False,
+            same = reuse_live and revision and live is not None and live.get('revision') == revision
+            if same and live['status'] in ('good', 'unknown'):
+                return {'changed': False, 'release': st.current_id, 'new': False, 'resume': False,
                         'msg': 'revision %s is already live in release %s; nothing to deploy (release_force: true builds a new '
                                'release from it anyway)' % (revision, st.current_id)}
+            if same and live['status'] == 'switched':
+                # An earlier run moved current and stopped before the health gate: the processes may still serve the
+                # release before. No new release; the caller restarts onto current and holds it to the gate.
+                return {'changed': False, 'release': st.current_id, 'new': False, 'resume': True, 'previous': st.previous_good(),
+                        'msg': 'revision %s is live in release %s, but that release never passed its health gate (an interrupted '
+                               'deploy); finishing its activation' % (revision, st.current_id)}
             if release is not None:
                 rid = release
                 entry = st.entries.get(rid)
@@ -844,7 +851,9 @@ class ReleaseManager:
             return changed
         return self.fs_attributes(path, changed)
 
-    def switch(self, release: t.Optional[str]) -> dict:
+    def switch(self, release: t.Optional[str], pending: bool = False) -> dict:
+        """Point current at ``release``. With ``pending``, it is recorded ``switched`` until :meth:`verify` (its health gate
+        passed): never a rollback target, and a re-run of the same revision finishes its activation."""
         if release is None:
             raise ReleaseError('release is required for state=switch')
         validate_release_id(release)
@@ -865,9 +874,24 @@ class ReleaseManager:
             now = self.clock()
             if previous != release:
                 self._swap_current(st, release)
-            self._mark_switched(st, release, now)
+            self._mark_switched(st, release, now, 'switched' if pending else 'good')
             st.record('switch', release, now, previous=previous)
             return {'changed': True, 'release': release, 'previous': previous}
+
+        return self._run(action)
+
+    def verify(self, release: t.Optional[str]) -> dict:
+        """``release`` passed its health gate: ``switched`` becomes ``good``, a rollback target from now on."""
+        validate_release_id(release)
+
+        def action(st: State) -> dict:
+            entry = self._existing(st, release)
+            if entry['status'] != 'switched':
+                return {'changed': False, 'release': release}
+            entry['status'] = 'good'
+            st.dirty = True
+            st.record('verify', release, self.clock())
+            return {'changed': True, 'release': release}
 
         return self._run(action)
 
@@ -927,6 +951,10 @@ class ReleaseManager:
                 if entry['status'] == 'unfinished':
                     raise ReleaseError('release %s is unfinished (it never went live); use state=switch to deploy it' % target,
                                        status='unfinished')
+                if entry['status'] == 'switched':
+                    raise ReleaseError('release %s was switched to but never passed its health gate (an interrupted or failed '
+                                       'deploy); rollback never chooses an unverified release. Deploy its revision again to '
+                                       'finish its activation' % target, status='switched')
                 if entry['status'] == 'unknown':
                     # Without a release, rollback picks good releases only: after a rebuild, those current was seen on.
                     self._refuse_untrusted(st, 'roll back to release %s, whose status is unknown' % target)
@@ -1056,8 +1084,10 @@ class ReleaseManager:
         return self._finish_readonly(st, result)
 
     def unlock(self, lock_id: t.Optional[str], report: t.Optional[dict] = None, report_path: t.Optional[str] = None,
-               prune_keep: t.Optional[int] = None) -> dict:
-        """Give the lease back; first prune to ``prune_keep`` releases, and write the run's report to ``report_path`` (JSON, 0640)."""
+               prune_keep: t.Optional[int] = None, verified: t.Optional[str] = None) -> dict:
+        """Give the lease back; first record ``verified`` as good (it passed its health gate), prune to ``prune_keep``
+        releases, and write the run's report to ``report_path`` (JSON, 0640)."""
+        verified_changed = bool(verified) and self.verify(verified)['changed']
         removed = []
         if prune_keep:
             try:
@@ -1074,7 +1104,7 @@ class ReleaseManager:
         result = self._unlock(lock_id)
         result['report_path'] = wrote
         result['removed'] = removed
-        result['changed'] = result['changed'] or bool(removed)
+        result['changed'] = result['changed'] or bool(removed) or verified_changed
         return result
 
     def _unlock(self, lock_id: t.Optional[str]) -> dict:
@@ -1338,7 +1368,7 @@ def run_state(manager: ReleaseManager, params: dict, run_command=None) -> dict:
                              params['env_owner'] or 'root', env_file=params['env_file'], commands=params['commands'],
                              environment=params['environment'], run_as=params['owner'], run_command=run_command)
     if state == 'switch':
-        return manager.switch(params['release'])
+        return manager.switch(params['release'], pending=params['pending_verification'])
     if state == 'mark_bad':
         return manager.mark_bad(params['release'], params['reason'], remove=params['remove'])
     if state == 'rollback':
@@ -1354,7 +1384,7 @@ def run_state(manager: ReleaseManager, params: dict, run_command=None) -> dict:
                             host=params['lock_host'], pid=params['lock_pid'], play=params['lock_play'], layout=layout,
                             run_command=run_command, identity=params['lock_holder'])
     return manager.unlock(params['lock_id'], report=params['report'], report_path=params['report_path'],
-                          prune_keep=params['keep_releases'] if params['prune'] else None)
+                          prune_keep=params['keep_releases'] if params['prune'] else None, verified=params['verified'])
 
 
 def current_text(release_id: t.Optional[str]) -> str:

@@ -83,7 +83,8 @@ options:
       - V(prepare) creates C(BASE/releases/ID) (and C(releases), C(shared), C(.zerodown) when missing) and records it as V(unfinished).
         With a named O(release) that already exists and is still V(unfinished), nothing changes. A named release that exists with
         another status is an error. With O(reuse_live=true) and a O(revision) that the current release already has (and it is not
-        bad), nothing is prepared and RV(new) is V(false).
+        bad), nothing is prepared and RV(new) is V(false); when that release is V(switched) (a deploy stopped before its health
+        gate), RV(resume) is V(true): the caller restarts onto it and holds it to the gate.
       - V(build) does what V(link) does, then runs O(commands) in the release, one after the other, as O(owner) (through
         C(runuser) when the module runs as root), with O(environment); the first command that fails fails the task with its
         exit status and output (RV(rc), RV(stderr)).
@@ -92,11 +93,12 @@ options:
         that came with the code where a parent directory must be is replaced by a directory, and nothing is ever followed. In
         C(BASE/shared), the parents of shared paths belong to root (group O(group), 0750), shared directories and new shared files
         to O(env_owner) (0750 and 0640). Existing shared files keep their content.
-      - V(switch) atomically points C(BASE/current) at O(release) and records it as V(good). The release must exist and must not be V(bad).
+      - V(switch) atomically points C(BASE/current) at O(release) and records it as V(good), or as V(switched) with
+        O(pending_verification=true) until an O(state=unlock) with O(verified) names it. The release must exist and must not be V(bad).
         With O(lock_id), the deploy lease is renewed first, so a long build never lets it expire before the switch.
       - V(mark_bad) records O(release) as V(bad) (with O(reason)), and removes its directory with O(remove=true). The release
         C(current) points at cannot be marked bad; roll back first (O(state=rollback) with O(mark_current_bad=true) does both).
-      - V(rollback) points C(current) at O(release) (which must be V(good) or V(unknown)), or, without O(release), at the previous good
+      - V(rollback) points C(current) at O(release) (which must be V(good) or V(unknown); never V(switched)), or, without O(release), at the previous good
         release, that is among the V(good) releases created before the current one, the one that was switched to most recently.
       - V(prune) removes old releases, see O(keep_releases).
       - V(query) only reads and returns the state, and never writes. It is deprecated and will be removed in 1.0.0; use
@@ -228,6 +230,20 @@ options:
     description:
       - With O(state=unlock) and O(report), where the report is written.
     type: path
+  pending_verification:
+    description:
+      - With O(state=switch), record the release as V(switched), not V(good), until its health gate passed (O(verified)). A
+        V(switched) release is never a rollback target, and a deploy of its revision again finishes its activation instead of
+        reporting nothing to deploy (RV(resume)).
+    type: bool
+    default: false
+    version_added: 0.1.0
+  verified:
+    description:
+      - With O(state=unlock), the release that passed its health gate in this run: a V(switched) release becomes V(good). It is
+        recorded before the prune, under the same lease.
+    type: str
+    version_added: 0.1.0
   prune:
     description:
       - With O(state=unlock), prune as O(state=prune) does (O(keep_releases)) under the lease before giving it back, so a deploy
@@ -413,7 +429,9 @@ releases:
       description: Release ID.
       type: str
     status:
-      description: V(good) (has been switched to), V(bad), V(unfinished) (prepared, never switched to) or V(unknown) (found on disk without a record).
+      description:
+        - V(good) (switched to, and its health gate passed where one was asked for), V(switched) (switched to, health gate not
+          passed yet), V(bad), V(unfinished) (prepared, never switched to) or V(unknown) (found on disk without a record).
       type: str
     created:
       description: UTC time the release was prepared (ISO 8601), if known.
@@ -499,6 +517,12 @@ host_facts:
 new:
   description: With O(state=prepare), whether a new release was prepared (V(false) when O(reuse_live) found the revision live).
   returned: when O(state=prepare)
+  type: bool
+resume:
+  description:
+    - With O(state=prepare) and O(reuse_live), V(true) when the live release of that revision is V(switched): an earlier deploy
+      moved C(current) and stopped before the health gate. RV(previous) is then the previous good release.
+  returned: when O(state=prepare) found the revision live
   type: bool
 env_changed:
   description: With O(state=layout), whether the content of C(BASE/shared/.env) changed.
@@ -678,6 +702,8 @@ def main() -> None:
             force=dict(type='bool', default=False),
             force_rebuilt=dict(type='bool', default=False),
             reuse_live=dict(type='bool', default=False),
+            pending_verification=dict(type='bool', default=False),
+            verified=dict(type='str'),
             remove=dict(type='bool', default=False),
             git_cache=dict(type='bool', default=False),
             env_content=dict(type='str', no_log=True),

@@ -86,7 +86,9 @@ releases:
       description: Release ID.
       type: str
     status:
-      description: V(good) (has been switched to), V(bad), V(unfinished) (prepared, never switched to) or V(unknown) (found on disk without a record).
+      description:
+        - V(good) (switched to, and its health gate passed where one was asked for), V(switched) (switched to, health gate not
+          passed yet), V(bad), V(unfinished) (prepared, never switched to) or V(unknown) (found on disk without a record).
       type: str
     created:
       description: UTC time the release was prepared (ISO 8601), if known.

@@ -751,3 +751,52 @@ def test_prune_of_a_release_holding_a_link_out_leaves_the_target_alone(base, tmp
     os.symlink(str(outside), os.path.join(str(base), 'releases', 'r1', 'uploads'))
     assert mgr(base).prune(1)['removed'] == ['r1']
     assert snapshot(outside) == before
+
+
+# ------------------------------------------------------------------ switched, until the health gate passed
+
+def test_a_pending_switch_is_switched_until_verified_and_never_a_rollback_target(base):
+    deploy(base, 'r1')
+    mgr(base).prepare('r2', revision='b2')
+    result = mgr(base).switch('r2', pending=True)
+    assert result['changed'] and current_of(base) == 'releases/r2'
+    assert statuses(mgr(base).info()) == {'r1': 'good', 'r2': 'switched'}
+    # The automatic rollback target is still the last verified release, and a named rollback refuses the unverified one.
+    assert mgr(base).info()['previous_good'] == 'r1'
+    mgr(base).prepare('r3', revision='c3')
+    mgr(base).switch('r3', pending=True)
+    assert mgr(base).rollback()['release'] == 'r1'
+    with pytest.raises(ReleaseError, match='release r2 was switched to but never passed its health gate'):
+        mgr(base).rollback('r2')
+
+
+def test_the_unlock_that_names_the_verified_release_records_it_good(base):
+    deploy(base, 'r1')
+    run = mgr(base, lock_id='run-1')
+    assert run.lock('run-1')['changed']
+    mgr(base, lock_id='run-1').prepare('r2', revision='b2')
+    mgr(base, lock_id='run-1').switch('r2', pending=True)
+    result = mgr(base, lock_id='run-1').unlock('run-1', verified='r2')
+    assert result['changed']
+    assert statuses(mgr(base).info()) == {'r1': 'good', 'r2': 'good'}
+    assert [entry['action'] for entry in manifest(base)['history']][-2:] == ['switch', 'verify']
+    # Naming a release that is already good changes nothing.
+    assert mgr(base).verify('r2')['changed'] is False
+
+
+def test_a_deploy_of_the_revision_of_an_unverified_current_resumes_its_activation(base):
+    """The controller was killed after the switch: the same revision again is not 'nothing to deploy'."""
+    deploy(base, 'r1', revision='a1')
+    mgr(base).prepare('r2', revision='b2')
+    mgr(base).switch('r2', pending=True)
+    again = mgr(base).prepare(revision='b2', reuse_live=True)
+    assert again['new'] is False and again['resume'] is True and again['release'] == 'r2'
+    assert again['previous'] == 'r1' and 'never passed its health gate' in again['msg']
+    mgr(base).verify('r2')
+    done = mgr(base).prepare(revision='b2', reuse_live=True)
+    assert done['resume'] is False and 'nothing to deploy' in done['msg']
+
+
+def test_a_plain_switch_still_records_good(base):
+    deploy(base, 'r1')
+    assert statuses(mgr(base).info()) == {'r1': 'good'}
