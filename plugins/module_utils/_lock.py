@@ -827,3 +827,39 @@ def release_lease(state_dir: str, lock_id: t.Optional[str], force: bool = False,
         return {'changed': True, 'previous_holder': lease, 'warnings': warnings}
     finally:
         release(flock)
+
+
+# ----------------------------------------------------------------------------
+# the restart lock
+
+RESTART_LOCK_DIR = '/run/zerodown/restart'
+# Longer than any one restart the modules allow (a measured restart is bounded at an hour of load, a blue/green drain at
+# an hour), so a waiter outlasts a slow restart rather than failing beside it.
+RESTART_LOCK_TIMEOUT = 3900.0
+
+
+class _Unlocked:
+    def __enter__(self):
+        return None
+
+    def __exit__(self, *exc_info):
+        return False
+
+
+def restart_lock(service: t.Optional[str], check_mode: bool = False, directory: t.Optional[str] = None,
+                 timeout: t.Optional[float] = None, play: t.Optional[str] = None):
+    """The lock every module that starts, stops or restarts SERVICE's processes holds for its whole run.
+
+    Two restarts of one app never overlap, whoever started them: a deploy, a verify, a converge of the role alone, or a
+    module still running on the host after its controller died (its flock goes only when it ends). In proxy mode two
+    blue/green switches would otherwise pick the same idle slot. An flock on tmpfs: a process that dies frees it, and a
+    reboot removes it. Check mode changes nothing and takes nothing.
+    """
+    if not service or check_mode:
+        return _Unlocked()
+    directory = directory or RESTART_LOCK_DIR
+    os.makedirs(directory, mode=0o755, exist_ok=True)
+    name = service[:-len('.service')] if service.endswith('.service') else service
+    return FileLock(os.path.join(directory, name + '.lock'), timeout=RESTART_LOCK_TIMEOUT if timeout is None else timeout,
+                    play=play or 'restart of %s' % name)
+

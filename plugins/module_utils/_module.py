@@ -13,6 +13,7 @@ from __future__ import annotations
 import typing as t
 
 from ansible_collections.zerodown.deploy.plugins.module_utils._http import parse_endpoint, split_url_path
+from ansible_collections.zerodown.deploy.plugins.module_utils._lock import LockError, restart_lock
 
 
 class ModuleError(Exception):
@@ -68,13 +69,17 @@ def header_value(name: str, value: t.Optional[str]) -> t.Optional[str]:
     return value or None
 
 
-def finish(module, run_module: t.Callable) -> None:
+def finish(module, run_module: t.Callable, restarts: t.Optional[str] = None) -> None:
     """Run ``run_module(module)``, which returns ``(result, failure message or None)``, and exit as Ansible expects.
 
-    A :class:`ModuleError` fails the task with its message and its result.
+    A :class:`ModuleError` fails the task with its message and its result. With ``restarts`` (a service name), the run
+    holds that service's restart lock (``_lock.restart_lock``), so no two restarts of one app overlap.
     """
     try:
-        result, failure = run_module(module)
+        with restart_lock(restarts, check_mode=getattr(module, 'check_mode', False)):
+            result, failure = run_module(module)
+    except LockError as exc:
+        module.fail_json(msg='another restart of %s is still running on this host: %s' % (restarts, exc.msg))
     except ModuleError as exc:
         module.fail_json(msg=exc.msg, **exc.result)
     if failure is not None:

@@ -184,7 +184,7 @@ def main() -> None:
         ),
         supports_check_mode=True,
     )
-    finish(module, run_module)
+    finish(module, run_module, restarts=module.params['service'])
 
 
 if __name__ == '__main__':

@@ -380,7 +380,7 @@ def main() -> None:
         ),
         supports_check_mode=True,
     )
-    finish(module, run_module)
+    finish(module, run_module, restarts=module.params['name'])
 
 
 if __name__ == '__main__':

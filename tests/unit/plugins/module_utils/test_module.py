@@ -93,3 +93,49 @@ def test_request_path_and_header_value():
     assert header_value('host_header', '') is None and header_value('host_header', 'shop.test') == 'shop.test'
     with pytest.raises(ModuleError, match='must not contain line breaks'):
         header_value('host_header', 'a\r\nb')
+
+
+# ------------------------------------------------------------------ the restart lock
+
+@pytest.fixture
+def restart_dir(tmp_path, monkeypatch):
+    from ansible_collections.zerodown.deploy.plugins.module_utils import _lock  # pylint: disable=import-outside-toplevel
+    monkeypatch.setattr(_lock, 'RESTART_LOCK_DIR', str(tmp_path / 'restart'))
+    monkeypatch.setattr(_lock, 'RESTART_LOCK_TIMEOUT', 0.3)
+    return tmp_path / 'restart'
+
+
+def test_a_restarting_module_holds_the_apps_restart_lock_for_its_whole_run(restart_dir):
+    from ansible_collections.zerodown.deploy.plugins.module_utils._lock import read_holder  # pylint: disable=import-outside-toplevel
+    module = Module()
+    module.check_mode = False
+    seen = {}
+
+    def run(dummy):
+        seen['holder'] = read_holder(str(restart_dir / 'shop.lock'))
+        return {'changed': True}, None
+
+    with pytest.raises(Exited):
+        finish(module, run, restarts='shop.service')
+    assert module.exited == ('exit', {'changed': True})
+    assert seen['holder']['play'] == 'restart of shop'
+
+
+def test_a_second_restart_of_the_same_app_waits_then_fails_naming_the_holder(restart_dir):
+    from ansible_collections.zerodown.deploy.plugins.module_utils._lock import restart_lock  # pylint: disable=import-outside-toplevel
+    module = Module()
+    module.check_mode = False
+    ran = []
+    with restart_lock('shop', play='deploy of shop'):
+        with pytest.raises(Exited):
+            finish(module, lambda dummy: ran.append(1) or ({}, None), restarts='shop')
+    assert ran == [] and module.exited[0] == 'fail'
+    assert module.exited[1]['msg'].startswith('another restart of shop is still running on this host: Timed out')
+    # Another app is not held up, and check mode takes no lock at all.
+    with restart_lock('shop'):
+        with pytest.raises(Exited):
+            finish(module, lambda dummy: ({'changed': False}, None), restarts='cart')
+        module.check_mode = True
+        with pytest.raises(Exited):
+            finish(module, lambda dummy: ({'changed': False}, None), restarts='shop')
+    assert module.exited == ('exit', {'changed': False})
