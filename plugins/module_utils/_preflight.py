@@ -135,5 +135,14 @@ class Candidate:
         self.systemd.reset_failed(units)
 
 
+def socket_would_change(path: str, content: str) -> bool:
+    """The live socket's unit file differs from what the deploy would install (none installed yet: a first install)."""
+    try:
+        with open(path, encoding='utf-8') as handle:
+            return handle.read() != content
+    except FileNotFoundError:
+        return False
+
+
 def _short(text: str, limit: int = 120) -> str:
     return text if len(text) <= limit else text[:limit - 3] + '...'

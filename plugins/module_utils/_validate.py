@@ -71,6 +71,7 @@ name one of that role's rules; entries in brackets when not all three)::
                               nginx_upstream (upstream form) [app_nginx]; a Unix path or loopback HOST:PORT
                               (one socket per instance) [app_nginx, socket mode]
     app_socket_group          no rule
+    app_allow_socket_restart  spec only (bool); with one shared socket, lets a changed socket restart
     app_health_path           app (starts with '/', no spaces); covers socket_service_health_path
     app_hardening_profile     spec only (choices); app (not isolated) [proxy]
     app_hardening_overrides   socket_service (directive names)

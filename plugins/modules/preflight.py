@@ -55,6 +55,26 @@ options:
     description: Consecutive 2xx answers needed.
     type: int
     default: 3
+  live_socket:
+    description:
+      - The live app's socket unit, which the deploy must not change because applying the change restarts the socket (refusing
+        connections while it is down). When the file at O(live_socket.path) differs from O(live_socket.content), the task fails
+        with O(live_socket.refusal) before anything starts, so the release is refused before C(current) moves.
+    type: dict
+    version_added: 0.1.0
+    suboptions:
+      path:
+        description: The installed unit file.
+        type: path
+        required: true
+      content:
+        description: The unit file the deploy would install.
+        type: str
+        required: true
+      refusal:
+        description: The failure message.
+        type: str
+        required: true
   timeout:
     description: Seconds the candidate has to answer.
     type: float
@@ -111,7 +131,7 @@ elapsed_s:
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.zerodown.deploy.plugins.module_utils._module import ModuleError, finish
-from ansible_collections.zerodown.deploy.plugins.module_utils._preflight import Candidate, PreflightError
+from ansible_collections.zerodown.deploy.plugins.module_utils._preflight import Candidate, PreflightError, socket_would_change
 from ansible_collections.zerodown.deploy.plugins.module_utils._systemd import Systemd
 
 
@@ -120,6 +140,9 @@ def run_module(module: AnsibleModule):
     params = module.params
     if set(params['units']) != set([params['socket'], params['service']]):
         raise ModuleError('units must hold exactly the socket %s and the service %s' % (params['socket'], params['service']))
+    live = params['live_socket']
+    if live and socket_would_change(live['path'], live['content']):
+        raise ModuleError(live['refusal'], {'changed': False, 'socket_changed': live['path']})
     if module.check_mode:
         return {'changed': False, 'units': [params['socket'], params['service']], 'endpoint': params['endpoint']}, None
     candidate = Candidate(Systemd.for_module(module), params['socket'], params['service'], params['units'], params['endpoint'],
@@ -143,6 +166,11 @@ def main() -> None:
             timeout=dict(type='float', default=60),
             unit_dir=dict(type='path', default='/run/systemd/system'),
             description=dict(type='str', default=''),
+            live_socket=dict(type='dict', options=dict(
+                path=dict(type='path', required=True),
+                content=dict(type='str', required=True),
+                refusal=dict(type='str', required=True),
+            )),
         ),
         supports_check_mode=True,
     )

@@ -152,6 +152,22 @@ def test_v1_runs_on_one_shared_socket(host):
     assert podman_exec(TCP_HOST, "systemctl", "show", "--property=Listen", "--value", "shop.socket").stdout.split()[:1] == ["127.0.0.1:8000"]
 
 
+def test_a_changed_shared_socket_is_refused_before_the_switch_naming_the_way(host):
+    """One shared socket (app_surge: false, one instance): a new socket group would restart the socket after the switch.
+    The pre-flight refuses it first, and the app keeps serving as it was."""
+    before = dict((c, (podman_exec(c, "readlink", BASE + "/current").stdout, main_pids(c), served_by(c, SERVER_NAME)["release"]))
+                  for c in HOST_VARS)
+    proc = deploy("v1-new-socket-group", app_surge=False, app_socket_group="adm")
+    assert proc.returncode != 0
+    text = said(proc)
+    assert "shop.socket would change" in text and "Nothing was changed" in text and "app_allow_socket_restart" in text, text[-3000:]
+    assert "Point current at the new release" not in text
+    for c in HOST_VARS:
+        after = (podman_exec(c, "readlink", BASE + "/current").stdout, main_pids(c), served_by(c, SERVER_NAME)["release"])
+        assert after == before[c], (before[c], after)
+        assert podman_exec(c, "systemctl", "show", "--property=SocketGroup", "--value", "shop.socket").stdout.strip() == "www-data"
+
+
 def test_v2_moves_to_one_socket_per_instance_under_load_with_zero_failed(background_load):
     before = dict((container, main_pids(container)) for container in HOST_VARS)
     proc, loads = deploy_under_load(background_load, "v2", keep_alive=False)

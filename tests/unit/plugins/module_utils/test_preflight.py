@@ -155,3 +155,12 @@ def test_a_candidate_whose_units_fail_verify_is_never_started(tmp_path):
         candidate(tmp_path, systemd, 'unix:/nonexistent.sock').run()
     assert ('daemon-reload',) not in systemd.calls and not any(call[0] == 'start' for call in systemd.calls)
     assert not any(name.startswith('hello-preflight') for name in os.listdir(tmp_path))
+
+
+def test_a_socket_that_would_change_is_seen_and_a_first_install_is_not(tmp_path):
+    from ansible_collections.zerodown.deploy.plugins.module_utils._preflight import socket_would_change  # pylint: disable=import-outside-toplevel
+    unit = tmp_path / 'shop.socket'
+    assert socket_would_change(str(unit), '[Socket]\nListenStream=/run/shop.sock\n') is False
+    unit.write_text('[Socket]\nListenStream=/run/shop.sock\n')
+    assert socket_would_change(str(unit), '[Socket]\nListenStream=/run/shop.sock\n') is False
+    assert socket_would_change(str(unit), '[Socket]\nListenStream=/run/shop/shop.sock\n') is True
