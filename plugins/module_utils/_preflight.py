@@ -22,6 +22,7 @@ import os
 import shutil
 import tempfile
 import time
+import typing as t
 
 from ansible_collections.zerodown.deploy.plugins.module_utils._fs import atomic_write
 from ansible_collections.zerodown.deploy.plugins.module_utils._health import NotHealthy, wait_healthy
@@ -45,7 +46,7 @@ class Candidate:
 
     def __init__(self, systemd, socket_unit: str, service_unit: str, units: dict, endpoint: str, health_path: str,
                  timeout: float, unit_dir: str = '/run/systemd/system', what: str = '', successes: int = SUCCESSES,
-                 clock=time.monotonic):
+                 clock=time.monotonic, exposure_limit: t.Optional[float] = None):
         self.systemd = systemd
         self.socket_unit = socket_unit
         self.service_unit = service_unit
@@ -57,6 +58,7 @@ class Candidate:
         self.what = what
         self.successes = successes
         self.clock = clock
+        self.exposure_limit = exposure_limit
 
     def _path(self, unit: str) -> str:
         return os.path.join(self.unit_dir, unit)
@@ -112,10 +114,17 @@ class Candidate:
                 paths.append(os.path.join(staging, unit))
                 atomic_write(paths[-1], text, mode=0o644, durable=False)
             ok, said = self.systemd.verify(sorted(paths, key=lambda path: not path.endswith('.socket')))
+            # The installed units are scored after the switch; the candidate, with the same hardening, before it.
+            score, weakest = None, ''
+            if ok and self.exposure_limit is not None:
+                score, weakest, dummy = self.systemd.security(os.path.join(staging, self.service_unit), offline=True)
         finally:
             shutil.rmtree(staging, ignore_errors=True)
         if not ok:
             raise SystemdError('its units failed `systemd-analyze verify`: %s' % said.strip())
+        if score is not None and score > float(self.exposure_limit):
+            raise SystemdError('its service scores %s in `systemd-analyze security`, above the limit %s of its hardening profile; '
+                               'weakest settings: %s' % (score, self.exposure_limit, weakest))
 
     def clean_up(self) -> None:
         """Stop, remove and forget the units, whatever happened (a failed unit stays listed until reset).

@@ -55,6 +55,12 @@ options:
     description: Consecutive 2xx answers needed.
     type: int
     default: 3
+  exposure_limit:
+    description:
+      - The highest C(systemd-analyze security) exposure score the candidate's service may have, scored offline before it starts
+        (the installed units are held to the same limit when they are installed). No limit when unset.
+    type: float
+    version_added: 0.1.0
   live_socket:
     description:
       - The live app's socket unit, which the deploy must not change because applying the change restarts the socket (refusing
@@ -147,7 +153,7 @@ def run_module(module: AnsibleModule):
         return {'changed': False, 'units': [params['socket'], params['service']], 'endpoint': params['endpoint']}, None
     candidate = Candidate(Systemd.for_module(module), params['socket'], params['service'], params['units'], params['endpoint'],
                           params['health_path'], params['timeout'], unit_dir=params['unit_dir'], what=params['description'],
-                          successes=params['successes'])
+                          successes=params['successes'], exposure_limit=params['exposure_limit'])
     try:
         return candidate.run(), None
     except PreflightError as exc:
@@ -166,6 +172,7 @@ def main() -> None:
             timeout=dict(type='float', default=60),
             unit_dir=dict(type='path', default='/run/systemd/system'),
             description=dict(type='str', default=''),
+            exposure_limit=dict(type='float'),
             live_socket=dict(type='dict', options=dict(
                 path=dict(type='path', required=True),
                 content=dict(type='str', required=True),

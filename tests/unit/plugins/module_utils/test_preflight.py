@@ -50,6 +50,8 @@ class FakeSystemd:
         self.state = state
         self.journal_text = journal
         self.verify_answer = verify
+        self.score = 1.2
+        self.scored = None
         self.verified = []
         self.calls = []
 
@@ -57,6 +59,10 @@ class FakeSystemd:
         # What systemd-analyze would read: the staged files, which exist while it runs.
         self.verified.append([(os.path.basename(path), open(path, encoding='utf-8').read()) for path in paths])
         return self.verify_answer
+
+    def security(self, path, offline=False):
+        self.scored = (os.path.basename(path), os.path.exists(path), offline)
+        return self.score, 'PrivateNetwork=', ''
 
     def daemon_reload(self):
         self.calls.append(('daemon-reload',))
@@ -164,3 +170,14 @@ def test_a_socket_that_would_change_is_seen_and_a_first_install_is_not(tmp_path)
     unit.write_text('[Socket]\nListenStream=/run/shop.sock\n')
     assert socket_would_change(str(unit), '[Socket]\nListenStream=/run/shop.sock\n') is False
     assert socket_would_change(str(unit), '[Socket]\nListenStream=/run/shop/shop.sock\n') is True
+
+
+def test_a_candidate_above_its_exposure_limit_is_never_started(tmp_path):
+    systemd = FakeSystemd()
+    systemd.score = 9.6
+    unit = candidate(tmp_path, systemd, 'unix:/nonexistent.sock')
+    unit.exposure_limit = 1.5
+    with pytest.raises(PreflightError, match='its service scores 9.6 in `systemd-analyze security`, above the limit 1.5'):
+        unit.run()
+    assert systemd.scored == ('hello-preflight.service', True, True)
+    assert not any(call[0] == 'start' for call in systemd.calls)
