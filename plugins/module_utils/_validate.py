@@ -114,7 +114,7 @@ Every app, release, socket_service and nginx_upstream variable except file conte
 (MULTILINE_OPTIONS) must be a single line: app (no CR, LF, NUL) and the same rule of each role. '%' is refused in
 paths (app_base_path, app_listen, app_read_write_paths and socket_service's paths), where systemd would expand it.
 
-Standard library only: the modules import the primitives on the target.
+Standard library only (and the data of _directives): the modules import the primitives on the target.
 """
 
 from __future__ import annotations
@@ -122,6 +122,8 @@ from __future__ import annotations
 import json
 import os
 import re
+
+from ansible_collections.zerodown.deploy.plugins.module_utils._directives import SERVICE_DIRECTIVES
 
 # A base unit name as the roles write it: also the app's name, its user, its nginx file names.
 NAME_RE = re.compile(r'[A-Za-z0-9][A-Za-z0-9_.-]{0,63}')  # fullmatch
@@ -568,6 +570,9 @@ def _absolute_paths(out, paths, name):
 def _directive_keys(out, overrides, what):
     out.rule(all(is_directive_name(key) for key in keys(overrides)),
              '%s must be systemd directive names such as ReadWritePaths (got %s).', what, show(keys(overrides)))
+    unknown = [key for key in keys(overrides) if is_directive_name(key) and key not in SERVICE_DIRECTIVES]
+    out.rule(not unknown, '%s must be directives of a [Service] section that systemd 252 to 257 knows; unknown: %s. systemd would '
+             'ignore them with a warning, and the hardening they stand for would be missing.', what, show(unknown))
 
 
 def _slot_ports_free(out, listen, ports, listen_name, ports_name, got):
@@ -719,7 +724,7 @@ def check_socket_service(settings, entry='main', play=None):
              'a crash loop reach the start limit; systemd then fails the socket too and every queued and new connection is '
              'refused. Use start_limit_interval_sec: 0 (the default) or keep it below restart_sec x start_limit_burst.',
              show(interval), show(burst), show(restart_sec))
-    _directive_keys(out, s['socket_service_hardening_overrides'], 'hardening override keys')
+    _directive_keys(out, s['socket_service_hardening_overrides'], 'socket_service_hardening_overrides keys')
 
     proxy = s['socket_service_mode'] == 'proxy'
     if proxy:

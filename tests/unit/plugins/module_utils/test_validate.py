@@ -172,7 +172,7 @@ REJECTED = [
          'lets a crash loop reach the start limit; systemd then fails the socket too and every queued and new connection is refused. Use '
          'start_limit_interval_sec: 0 (the default) or keep it below restart_sec x start_limit_burst.'),
     case('socket_service', 'main', {'socket_service_hardening_overrides': {'privateNetwork': 'yes'}},
-         'socket_service: hardening override keys must be systemd directive names such as ReadWritePaths (got '
+         'socket_service: socket_service_hardening_overrides keys must be systemd directive names such as ReadWritePaths (got '
          "['privateNetwork'])."),
     case('socket_service', 'main', {'socket_service_mode': 'proxy', 'socket_service_proxy_ports': [8001]},
          'socket_service: socket_service_proxy_ports must list exactly 2 TCP ports, one per slot (got [8001]).'),
