@@ -13,6 +13,7 @@ systemd client, ``_systemd``. Standard library only (no ``ansible.*``).
 from __future__ import annotations
 
 import time
+import typing as t
 
 from ansible_collections.zerodown.deploy.plugins.module_utils._http import request
 from ansible_collections.zerodown.deploy.plugins.module_utils._module import ModuleError, endpoint, header_value, request_path, within
@@ -152,10 +153,13 @@ class HealthCheckSettings:
 class UnitWatch:
     """Reads the watched units between probes; any failure ends the wait. ``systemd`` is a ``_systemd.Systemd``."""
 
-    def __init__(self, systemd, units: list):
+    def __init__(self, systemd, units: list, restarts: t.Optional[dict] = None):
         self.systemd = systemd
         self.units = units
         self.states = {}
+        # {unit: the NRestarts it may have}: a unit that this run started explicitly (which resets the count) and that
+        # systemd has since restarted crashed or was killed, even if it serves again by the time the probes look.
+        self.restarts = dict(restarts or {})
 
     def read_all(self) -> dict:
         """Every unit's state in one systemctl call; when that call fails, each unit alone (one it cannot read counts as
@@ -178,10 +182,20 @@ class UnitWatch:
         """The first failure as a reason, or None."""
         self.states.update(self.read_all())
         for unit in self.units:
-            reason = stopped_failure(self.states[unit])
+            reason = stopped_failure(self.states[unit]) or self.restarted(unit)
             if reason is not None:
                 return 'stopped early because %s %s' % (unit, reason)
         return None
+
+    def restarted(self, unit: str) -> t.Optional[str]:
+        allowed = self.restarts.get(unit)
+        try:
+            count = int(self.states[unit].get('NRestarts') or 0)
+        except (TypeError, ValueError):
+            return None
+        if allowed is None or count <= allowed:
+            return None
+        return 'was restarted by systemd %d time(s) after it was started for this restart (it crashed or was killed)' % (count - allowed)
 
     def refresh(self) -> None:
         self.states.update(self.read_all())
@@ -195,13 +209,13 @@ class UnitWatch:
 
 def hold_to_gate(systemd, target, path: str, successes: int, timeout: float, host_header=None, units=(),
                  probe_timeout: float = DEFAULT_PROBE_TIMEOUT, interval: float = DEFAULT_INTERVAL,
-                 journal_lines: int = JOURNAL_LINES, what: str = 'timeout'):
+                 journal_lines: int = JOURNAL_LINES, what: str = 'timeout', restarts: t.Optional[dict] = None):
     """The health gate: ``successes`` 2xx answers of ``path`` in a row within ``timeout``, while none of ``units`` stops.
 
     Used by the health_check module and at the end of zero_downtime_restart, so that both gates mean the same. Returns
     ``(result, failure message or None)``; a failure carries the watched units' last journal lines.
     """
-    watch = UnitWatch(systemd, list(units))
+    watch = UnitWatch(systemd, list(units), restarts)
     deadline = time.monotonic() + timeout
     failure = None
     try:

@@ -647,8 +647,13 @@ def run_restart(settings: RestartSettings, make_systemd, check_mode: bool = Fals
 
 def hold_restart_to_gate(settings: RestartSettings, systemd, action: Action, result: dict) -> t.Optional[str]:
     """The health gate after a restart that passed, through the clients' way in; its result goes to ``result['gate']``."""
+    serving = action.serving_units()
+    # Every serving unit but blue/green's public proxy was started by this restart, which resets its NRestarts: any
+    # automatic restart since is a crash.
+    started = [unit for unit in serving if not (settings.mode == 'blue_green' and unit == '%s.service' % settings.service)]
+    restarts = None if settings.mode == 'command' else dict.fromkeys(started, 0)
     gate, failure = hold_to_gate(systemd, settings.target, settings.health_path, settings.gate_successes, settings.gate_timeout,
-                                 host_header=settings.host_header, units=action.serving_units(),
+                                 host_header=settings.host_header, units=serving, restarts=restarts,
                                  probe_timeout=min(settings.timeout, PROBE_TIMEOUT), what='gate_timeout')
     result['gate'] = gate
     if failure is None:

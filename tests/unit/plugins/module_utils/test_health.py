@@ -432,3 +432,26 @@ def test_outcome_streak_counts_consecutive_2xx_only():
         outcome.record(_answer(status))
         streaks.append(outcome.streak)
     assert streaks == [1, 2, 0, 1, 2, 3, 0]
+
+
+class _States:
+    """show_many of a systemd client: the states the test sets."""
+
+    def __init__(self, states):
+        self.states = states
+
+    def show_many(self, units):
+        return dict((unit, self.states[unit]) for unit in units)
+
+
+def test_a_unit_restarted_by_systemd_after_this_run_started_it_counts_as_dead():
+    from ansible_collections.zerodown.deploy.plugins.module_utils._health import UnitWatch  # pylint: disable=import-outside-toplevel
+    running = {'LoadState': 'loaded', 'ActiveState': 'active', 'SubState': 'running', 'NRestarts': '0'}
+    systemd = _States({'shop@3.service': dict(running), 'shop.service': dict(running, NRestarts='4')})
+    # shop.service restarted long ago and is not watched for restarts; shop@3 was started by this run.
+    watch = UnitWatch(systemd, ['shop@3.service', 'shop.service'], restarts={'shop@3.service': 0})
+    assert watch() is None
+    systemd.states['shop@3.service']['NRestarts'] = '1'
+    assert watch() == ('stopped early because shop@3.service was restarted by systemd 1 time(s) after it was started for this '
+                       'restart (it crashed or was killed)')
+    assert UnitWatch(systemd, ['shop@3.service'])() is None
