@@ -640,15 +640,16 @@ def test_archive_release_and_prune_where_failed_builds_hold_no_slot(host, contai
     # Check mode first (the archive's first run: nothing is in the cache yet): it predicts a new release and changes nothing.
     untouched = snapshot(host)
     check = ok(Run(container, archive_vars, extra=("--check",)).run())
-    assert "nothing to deploy" not in said(check) and snapshot(host) == untouched, said(check)[-2000:]
+    assert "is already live in release" not in said(check) and snapshot(host) == untouched, said(check)[-2000:]
     proc = ok(deploy(container, release_source_type="archive", release_archive_src=archive, release_archive_strip=1))
     rid, state = assert_current_valid(host, "archive version 3")
     # Now the same archive in check mode is nothing to deploy, and another one is not, although the cache holds this one.
-    assert "nothing to deploy" in said(ok(Run(container, archive_vars, extra=("--check",)).run()))
+    assert "is already live in release" in said(ok(Run(container, archive_vars, extra=("--check",)).run()))
     other = str(tmp_path_factory.mktemp("archive") / "app-4.tar.gz")
     subprocess.run(["tar", "-czf", other, "-C", os.path.dirname(source_tree(tmp_path_factory, "archive version 4", "a4")),
                     "--transform", "s,^app,app-4,", "app"], check=True)
-    assert "nothing to deploy" not in said(ok(Run(container, dict(archive_vars, release_archive_src=other), extra=("--check",)).run()))
+    assert "is already live in release" not in said(ok(Run(container, dict(archive_vars, release_archive_src=other),
+                                                          extra=("--check",)).run()))
     sha1 = subprocess.run(["sha1sum", archive], capture_output=True, text=True, check=True).stdout.split()[0]
     assert rid.endswith("-" + sha1[:7]) and state["manifest"]["releases"][rid]["revision"] == sha1
     assert proc.facts["release_switched"] is True
