@@ -115,6 +115,26 @@ def load(tag):
                           extra=("--host-header", SERVER_NAME, "--rate", "100", "--keep-alive"))
 
 
+def wait_until_nginx_moved():
+    """Until the surge moved nginx's positions to the new instance (at most a minute); returns the links then."""
+    before = position_links()
+    deadline = time.monotonic() + 60
+    while position_links() == before and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return position_links()
+
+
+def act_at(proc, banner, action):
+    """Read the run's output to its end, doing action() when the banner of a step appears; returns the output, folded."""
+    seen = []
+    for line in proc.stdout:
+        seen.append(line)
+        if banner in line:
+            action()
+    proc.wait(timeout=120)
+    return " ".join("".join(seen).split())
+
+
 def kill_at(proc, point):
     """Read the run's output until the step's banner, wait as the point says, then SIGKILL the whole session."""
     seen = []
@@ -125,10 +145,7 @@ def kill_at(proc, point):
     else:
         raise AssertionError("the run ended before %r:\n%s" % (point.banner, "".join(seen)[-3000:]))
     if point.moved:
-        before = position_links()
-        deadline = time.monotonic() + 60
-        while position_links() == before and time.monotonic() < deadline:
-            time.sleep(0.05)
+        wait_until_nginx_moved()
     time.sleep(point.after)
     os.killpg(proc.pid, signal.SIGKILL)
     proc.wait(timeout=60)
@@ -175,13 +192,8 @@ def test_a_full_disk_at_the_switch_leaves_current_where_it_was_and_the_next_run_
     running = load("faults-full")
     try:
         proc = deploy(inventory, "full-disk", start=True)
-        seen = []
-        for line in proc.stdout:
-            seen.append(line)
-            if "Pre-flight the candidate on a private socket" in line:
-                sh("dd if=/dev/zero of=%s/filler bs=64k 2>/dev/null; true" % STATE)
-        proc.wait(timeout=60)
-        output = " ".join("".join(seen).split())
+        output = act_at(proc, "Pre-flight the candidate on a private socket",
+                        lambda: sh("dd if=/dev/zero of=%s/filler bs=64k 2>/dev/null; true" % STATE))
         full = observe()
         sh("rm -f %s/filler" % STATE)
         rerun = deploy(inventory, "full-disk")
@@ -244,24 +256,18 @@ def test_a_live_lease_of_another_machine_with_the_same_host_name_is_not_taken_ov
     assert (after["current"], after["served"], after["statuses"]) == (before["current"], before["served"], before["statuses"])
 
 
+def kill_the_new_instance():
+    """Once nginx moved to the new slot, its service dies as a crash would."""
+    slot = sorted(wait_until_nginx_moved().values())[0].rsplit("-", 1)[-1].split(".")[0]
+    sh("systemctl kill --signal=SIGKILL shop@%s.service" % slot)
+
+
 def test_the_app_killed_during_its_health_gate_is_rolled_back(inventory):
     before = observe()
     running = load("faults-gate-kill")
     try:
         proc = deploy(inventory, "killed-in-gate", start=True)
-        seen = []
-        for line in proc.stdout:
-            seen.append(line)
-            if "Restart under load and measure what clients saw" in line:
-                links = position_links()
-                deadline = time.monotonic() + 60
-                while position_links() == links and time.monotonic() < deadline:
-                    time.sleep(0.05)
-                # The slot nginx just moved to: its service dies as a crash would.
-                slot = sorted(position_links().values())[0].rsplit("-", 1)[-1].split(".")[0]
-                sh("systemctl kill --signal=SIGKILL shop@%s.service" % slot)
-        proc.wait(timeout=120)
-        output = " ".join("".join(seen).split())
+        output = act_at(proc, "Restart under load and measure what clients saw", kill_the_new_instance)
         after = observe()
     finally:
         report = running.stop()
