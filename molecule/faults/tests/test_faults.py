@@ -125,12 +125,14 @@ def wait_until_nginx_moved():
 
 
 def act_at(proc, banner, action):
-    """Read the run's output to its end, doing action() when the banner of a step appears; returns the output, folded."""
-    seen = []
+    """Read the run's output to its end, doing action() when the banner of a step first appears (an automatic rollback
+    runs the same task again); returns the output, folded."""
+    seen, done = [], False
     for line in proc.stdout:
         seen.append(line)
-        if banner in line:
+        if banner in line and not done:
             action()
+            done = True
     proc.wait(timeout=120)
     return " ".join("".join(seen).split())
 
