@@ -862,4 +862,3 @@ def restart_lock(service: t.Optional[str], check_mode: bool = False, directory: 
     name = service[:-len('.service')] if service.endswith('.service') else service
     return FileLock(os.path.join(directory, name + '.lock'), timeout=RESTART_LOCK_TIMEOUT if timeout is None else timeout,
                     play=play or 'restart of %s' % name)
-

@@ -163,7 +163,7 @@ NGINX_TIME_RE = re.compile(r'off|max|epoch|-?([0-9]+(ms|s|m|h|d|w|M|y)?)+')  # f
 NGINX_PATH_RE = re.compile(r'/[^\s;{}]*')  # fullmatch
 NGINX_FILE_RE = re.compile(r'/[^\s;{}"\'$]+')  # fullmatch
 NGINX_LOCATION_RE = re.compile(r'/([^\s;{}]*/)?')  # fullmatch
-NGINX_CIPHERS_RE = re.compile(r'[A-Za-z0-9:_+!@=.-]+')  # fullmatch: an OpenSSL cipher list
+NGINX_CIPHERS_RE = re.compile(r'!?[A-Za-z0-9_+@=.-]+')  # fullmatch: one OpenSSL cipher name or keyword
 # A trusted proxy for set_real_ip_from: unix:, IPv4 or IPv6, optionally a CIDR range.
 REAL_IP_FROM_RE = re.compile(r'unix:|([0-9]{1,3}\.){3}[0-9]{1,3}(/[0-9]{1,2})?|[0-9A-Fa-f:]*:[0-9A-Fa-f:.]*(/[0-9]{1,3})?', re.ASCII)
 REDIRECT_HOST_RE = re.compile(r'[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?(:[0-9]{1,5})?', re.ASCII)  # fullmatch: a plain host[:port]
@@ -805,9 +805,10 @@ def check_nginx_upstream(settings, entry='main', play=None):
              'with TLS on, nginx_upstream_tls_listen and nginx_upstream_tls_protocols must not be empty.')
     out.rule(tls or not to_bool(s['nginx_upstream_tls_redirect']),
              'nginx_upstream_tls_redirect needs TLS: set nginx_upstream_tls_certificate and nginx_upstream_tls_certificate_key.')
-    out.rule(matches(NGINX_CIPHERS_RE, s['nginx_upstream_tls_ciphers']),
-             "nginx_upstream_tls_ciphers must be an OpenSSL cipher list such as ECDHE-RSA-AES128-GCM-SHA256:... (got '%s').",
-             show(s['nginx_upstream_tls_ciphers']))
+    ciphers = items(s['nginx_upstream_tls_ciphers'])
+    out.rule(len(ciphers) > 0 and all(matches(NGINX_CIPHERS_RE, cipher) for cipher in ciphers),
+             'nginx_upstream_tls_ciphers must be a non-empty list of OpenSSL cipher names such as ECDHE-RSA-AES128-GCM-SHA256 '
+             '(got %s).', show(ciphers))
     redirect_host = text(s['nginx_upstream_tls_redirect_host']) or text((items(names) or [''])[0])
     out.rule(not (tls and to_bool(s['nginx_upstream_tls_redirect'])) or matches(REDIRECT_HOST_RE, redirect_host),
              "nginx_upstream_tls_redirect needs a host to redirect to, never the Host a client sent: '%s' is not a plain host "

@@ -84,7 +84,7 @@ options:
         With a named O(release) that already exists and is still V(unfinished), nothing changes. A named release that exists with
         another status is an error. With O(reuse_live=true) and a O(revision) that the current release already has (and it is not
         bad), nothing is prepared and RV(new) is V(false); when that release is V(switched) (a deploy stopped before its health
-        gate), RV(resume) is V(true): the caller restarts onto it and holds it to the gate.
+        gate), RV(resume) is V(true), and the caller restarts onto it and holds it to the gate.
       - V(build) does what V(link) does, then runs O(commands) in the release, one after the other, as O(owner) (through
         C(runuser) when the module runs as root), with O(environment); the first command that fails fails the task with its
         exit status and output (RV(rc), RV(stderr)).
@@ -240,7 +240,7 @@ options:
     version_added: 0.1.0
   verified:
     description:
-      - With O(state=unlock), the release that passed its health gate in this run: a V(switched) release becomes V(good). It is
+      - With O(state=unlock), the release that passed its health gate in this run; a V(switched) release becomes V(good). It is
         recorded before the prune, under the same lease.
     type: str
     version_added: 0.1.0
@@ -520,7 +520,7 @@ new:
   type: bool
 resume:
   description:
-    - With O(state=prepare) and O(reuse_live), V(true) when the live release of that revision is V(switched): an earlier deploy
+    - With O(state=prepare) and O(reuse_live), V(true) when the live release of that revision is V(switched), that is, an earlier deploy
       moved C(current) and stopped before the health gate. RV(previous) is then the previous good release.
   returned: when O(state=prepare) found the revision live
   type: bool

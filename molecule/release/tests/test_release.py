@@ -648,8 +648,8 @@ def test_archive_release_and_prune_where_failed_builds_hold_no_slot(host, contai
     other = str(tmp_path_factory.mktemp("archive") / "app-4.tar.gz")
     subprocess.run(["tar", "-czf", other, "-C", os.path.dirname(source_tree(tmp_path_factory, "archive version 4", "a4")),
                     "--transform", "s,^app,app-4,", "app"], check=True)
-    assert "is already live in release" not in said(ok(Run(container, dict(archive_vars, release_archive_src=other),
-                                                          extra=("--check",)).run()))
+    other_check = ok(Run(container, dict(archive_vars, release_archive_src=other), extra=("--check",)).run())
+    assert "is already live in release" not in said(other_check)
     sha1 = subprocess.run(["sha1sum", archive], capture_output=True, text=True, check=True).stdout.split()[0]
     assert rid.endswith("-" + sha1[:7]) and state["manifest"]["releases"][rid]["revision"] == sha1
     assert proc.facts["release_switched"] is True

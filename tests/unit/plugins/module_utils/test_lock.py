@@ -360,7 +360,8 @@ def here(monkeypatch):
     return view
 
 
-def _held(tmp_path, identity=HOLDER, pid=4242):
+def _held(tmp_path, identity=None, pid=4242):
+    identity = HOLDER if identity is None else identity
     sd = _state_dir(tmp_path)
     acquire_lease(sd, 'run-1', ttl=600, owner='alice', host='web1', pid=pid, play='Deploy shop', identity=identity)
     return sd
