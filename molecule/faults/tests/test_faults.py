@@ -258,26 +258,35 @@ def test_a_live_lease_of_another_machine_with_the_same_host_name_is_not_taken_ov
     assert (after["current"], after["served"], after["statuses"]) == (before["current"], before["served"], before["statuses"])
 
 
+KILLED = {}
+
+
 def kill_the_new_instance():
-    """Once nginx moved to the new slot, its service dies as a crash would."""
+    """Once nginx moved to the new slot, its service dies as a crash would (KILLED says which, and when)."""
     slot = sorted(wait_until_nginx_moved().values())[0].rsplit("-", 1)[-1].split(".")[0]
-    sh("systemctl kill --signal=SIGKILL shop@%s.service" % slot)
+    KILLED.update(unit="shop@%s.service" % slot, at=time.monotonic(),
+                  rc=sh("systemctl kill --signal=SIGKILL shop@%s.service" % slot).returncode)
 
 
 def test_the_app_killed_during_its_health_gate_is_rolled_back(inventory):
     before = observe()
     running = load("faults-gate-kill")
     try:
-        proc = deploy(inventory, "killed-in-gate", start=True)
+        # 5 s of load after the surge before the gate: the kill lands before the gate, however busy the machine is.
+        proc = deploy(inventory, "killed-in-gate", start=True, app_verify_tail_seconds=5)
+        started = time.monotonic()
         output = act_at(proc, "Restart under load and measure what clients saw", kill_the_new_instance)
         after = observe()
     finally:
         report = running.stop()
-    TABLE.append(("SIGKILL of the new instance during its health gate",
+    TABLE.append(("SIGKILL of the new instance once nginx moved to it, before its health gate passed (%s, %.1f s into the restart task)"
+                  % (KILLED.get("unit"), KILLED.get("at", started) - started),
                   "deploy rc %d, %s" % (proc.returncode, "rolled back" if "rolled back" in output else "NOT rolled back"),
                   "current %s (%s), serves %s" % (after["current_version"], after["statuses"].get(after["current"]), after["served"]),
                   report["requests"], report["failed"]))
+    assert KILLED.get("rc") == 0, KILLED
     assert proc.returncode != 0 and "rolled back" in output, output[-3000:]
+    assert "was restarted by systemd 1 time(s) after it was started for this restart" in output, output[-3000:]
     assert after["served"] == after["current_version"] == before["served"] and consistent(after), after
     assert "bad" in [status for rid, status in after["statuses"].items() if rid != after["current"]]
 
