@@ -286,7 +286,10 @@ def test_the_app_killed_during_its_health_gate_is_rolled_back(inventory):
                   report["requests"], report["failed"]))
     assert KILLED.get("rc") == 0, KILLED
     assert proc.returncode != 0 and "rolled back" in output, output[-3000:]
-    assert "was restarted by systemd 1 time(s) after it was started for this restart" in output, output[-3000:]
+    # Either check sees the crash: the gate (systemd restarted the instance), or, when the kill lands during the load
+    # after the surge, the latency bound (requests waited in the socket's backlog while systemd restarted it).
+    assert ("was restarted by systemd 1 time(s) after it was started for this restart" in output
+            or "a request during the restart took" in output), output[-3000:]
     assert after["served"] == after["current_version"] == before["served"] and consistent(after), after
     assert "bad" in [status for rid, status in after["statuses"].items() if rid != after["current"]]
 
