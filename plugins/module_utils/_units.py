@@ -42,9 +42,12 @@ from ansible_collections.zerodown.deploy.plugins.module_utils._health import Not
 from ansible_collections.zerodown.deploy.plugins.module_utils._nginx_backend import BackendError
 from ansible_collections.zerodown.deploy.plugins.module_utils._names import (SOCKET_PROXYD, instance_socket_file, journal_units, link_path,
                                                                              proxy_unit_files, socket_unit)
-from ansible_collections.zerodown.deploy.plugins.module_utils._systemd import SystemdError, start_failure
+from ansible_collections.zerodown.deploy.plugins.module_utils._systemd import SystemdError, describe_state, start_failure
 
 PROXYD = 'systemd-socket-proxyd'
+# Without a health path, "active" is all there is to see, and a process that exits at once (Type=exec) is active for an
+# instant: it must stay active, the same process, this long.
+SETTLE_SECONDS = 1.0
 SYSCTL_SOMAXCONN = '/proc/sys/net/core/somaxconn'
 SYSCTL_DIR = '/etc/sysctl.d'
 DROPIN_DIRS = ('/etc/systemd/system', '/run/systemd/system', '/usr/lib/systemd/system', '/lib/systemd/system')
@@ -413,9 +416,27 @@ class Rollout:
 
     def wait_ready(self, units: list) -> None:
         deadline = self.clock() + self.spec.ready_timeout
+        started = {}
         for unit in units:
-            self.systemd.wait(unit, deadline, lambda state: state.get('ActiveState') == 'active', fail=start_failure, what='active')
-        self.probe(deadline)
+            started[unit] = self.systemd.wait(unit, deadline, lambda state: state.get('ActiveState') == 'active', fail=start_failure,
+                                              what='active')
+        if self.spec.health_path and self.spec.health_endpoint:
+            self.probe(deadline)
+        else:
+            self.settle(started)
+
+    def settle(self, started: dict) -> None:
+        """Each unit is still active, as the same process with no restart since, SETTLE_SECONDS after it first was."""
+        self.systemd.sleep(SETTLE_SECONDS)
+        for unit, first in started.items():
+            state = self.systemd.show(unit)
+            reason = start_failure(state)
+            same = all(state.get(key) == first.get(key) for key in ('MainPID', 'NRestarts'))
+            if reason is None and (state.get('ActiveState') != 'active' or not same):
+                reason = 'was active, then did not stay up (MainPID %s -> %s, NRestarts %s -> %s)' % (
+                    first.get('MainPID'), state.get('MainPID'), first.get('NRestarts'), state.get('NRestarts'))
+            if reason is not None:
+                raise SystemdError('%s %s: %s' % (unit, reason, describe_state(unit, state)))
 
     def probe(self, deadline: float) -> None:
         if self.spec.health_path and self.spec.health_endpoint:

@@ -86,6 +86,12 @@ class FakeSystemd:
     def main_pid(self, unit):
         return self._state(unit).get('MainPID', 0)
 
+    def sleep(self, seconds):
+        """The settle after a start without a health path: what happens meanwhile (``after_sleep``) happens here."""
+        self.calls.append(('sleep', seconds))
+        for unit, changes in getattr(self, 'after_sleep', {}).items():
+            self._state(unit).update(changes)
+
     def wait(self, unit, deadline, accept, fail=None, what='ready'):
         state = self.show(unit)
         if accept(state):
@@ -322,3 +328,13 @@ def test_the_diagnosis_reads_the_journal_of_this_apps_units_only(dirs):
         Rollout(Spec(params(dirs)), systemd).run()
     assert 'hello.service' in systemd.journal_units and 'hello@*.service' in systemd.journal_units
     assert all(unit.startswith(('hello.', 'hello@', 'hello-app@', 'hello-slot@')) for unit in systemd.journal_units), systemd.journal_units
+
+
+def test_without_a_health_path_a_service_must_stay_up_after_it_was_active(dirs):
+    """A process that exits at once (touch on a read-only path) is 'active' for an instant; the settle sees it go."""
+    systemd = FakeSystemd()
+    systemd.after_sleep = {'hello.service': {'ActiveState': 'activating', 'SubState': 'auto-restart', 'Result': 'exit-code',
+                                             'ExecMainStatus': '1', 'MainPID': 0}}
+    with pytest.raises(UnitsError, match='hello.service exited and is waiting to be restarted'):
+        Rollout(Spec(params(dirs)), systemd).run()
+    assert ('sleep', _units.SETTLE_SECONDS) in systemd.calls
