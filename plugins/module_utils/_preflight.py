@@ -26,7 +26,7 @@ import typing as t
 
 from ansible_collections.zerodown.deploy.plugins.module_utils._fs import atomic_write
 from ansible_collections.zerodown.deploy.plugins.module_utils._health import NotHealthy, wait_healthy
-from ansible_collections.zerodown.deploy.plugins.module_utils._systemd import SystemdError, stopped_failure
+from ansible_collections.zerodown.deploy.plugins.module_utils._systemd import SystemdError, check_staged, stopped_failure
 
 SUCCESSES = 3
 JOURNAL_LINES = 20
@@ -109,15 +109,11 @@ class Candidate:
         (or one a bad value smuggled in) would otherwise run unchecked, and as root for an ExecStartPre=+."""
         staging = tempfile.mkdtemp(prefix='zerodown-preflight-')
         try:
-            paths = []
             for unit, text in self.units.items():
-                paths.append(os.path.join(staging, unit))
-                atomic_write(paths[-1], text, mode=0o644, durable=False)
-            ok, said = self.systemd.verify(sorted(paths, key=lambda path: not path.endswith('.socket')))
+                atomic_write(os.path.join(staging, unit), text, mode=0o644, durable=False)
             # The installed units are scored after the switch; the candidate, with the same hardening, before it.
-            score, weakest = None, ''
-            if ok and self.exposure_limit is not None:
-                score, weakest, dummy = self.systemd.security(os.path.join(staging, self.service_unit), offline=True)
+            ok, said, score, weakest = check_staged(self.systemd, self.units, self.socket_unit, lambda unit: os.path.join(staging, unit),
+                                                    self.service_unit if self.exposure_limit is not None else None)
         finally:
             shutil.rmtree(staging, ignore_errors=True)
         if not ok:

@@ -109,6 +109,18 @@ def unit_failure(state: dict):
     return None
 
 
+def check_staged(systemd, units, socket: str, path_of, score_unit=None):
+    """``systemd-analyze verify`` of staged unit files (the socket first, so that its service resolves), then, when that
+    passed and ``score_unit`` is given, its offline exposure score; ``path_of(unit)`` is where a unit was staged.
+    Returns (ok, what verify said, score or None, the weakest settings). The installed units and the pre-flight's share it."""
+    ordered = [socket] + [unit for unit in units if unit != socket]
+    ok, said = systemd.verify([path_of(unit) for unit in ordered])
+    if not ok or score_unit is None:
+        return ok, said, None, ''
+    score, weakest, dummy = systemd.security(path_of(score_unit), offline=True)
+    return ok, said, score, weakest
+
+
 def stopped_failure(state: dict):
     """A failure, or a unit that stopped: what a unit that must keep serving must not do."""
     reason = unit_failure(state)

@@ -42,7 +42,7 @@ from ansible_collections.zerodown.deploy.plugins.module_utils._health import Not
 from ansible_collections.zerodown.deploy.plugins.module_utils._nginx_backend import BackendError
 from ansible_collections.zerodown.deploy.plugins.module_utils._names import (SOCKET_PROXYD, instance_socket_file, journal_units, link_path,
                                                                              proxy_unit_files, socket_unit)
-from ansible_collections.zerodown.deploy.plugins.module_utils._systemd import SystemdError, describe_state, start_failure
+from ansible_collections.zerodown.deploy.plugins.module_utils._systemd import SystemdError, check_staged, describe_state, start_failure
 
 PROXYD = 'systemd-socket-proxyd'
 # Without a health path, "active" is all there is to see, and a process that exits at once (Type=exec) is active for an
@@ -220,14 +220,13 @@ class Rollout:
         os.makedirs(spec.staging_dir, mode=0o755, exist_ok=True)
         for unit, text in spec.units.items():
             atomic_write(spec.staged(unit), text, mode=0o644, durable=False)
-        ordered = [spec.socket] + [unit for unit in spec.units if unit != spec.socket]
-        ok, said = self.systemd.verify([spec.staged(unit) for unit in ordered])
+        scored = spec.exposure_file if spec.exposure_file and spec.exposure_file in spec.units else None
+        ok, said, score, weakest = check_staged(self.systemd, spec.units, spec.socket, spec.staged, scored)
         if not ok:
             raise UnitsError('socket_service: the new units for %s failed `systemd-analyze verify`; the installed units and the '
                              'running service are unchanged. systemd said: %s' % (spec.name, said.strip()))
         self.result['verified'] = True
-        if spec.exposure_file and spec.exposure_file in spec.units:
-            score, weakest, output = self.systemd.security(spec.staged(spec.exposure_file), offline=True)
+        if scored:
             self.result['staged_exposure'] = score
             if spec.exposure_limit is not None and score is not None and score > float(spec.exposure_limit):
                 raise UnitsError(
